@@ -1,0 +1,242 @@
+package declared
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// cert-manager's validation limits.
+const (
+	minDuration    = time.Hour
+	minRenewBefore = 5 * time.Minute
+	maxCommonName  = 64
+)
+
+func parseCertificate(d *document) (Certificate, error) {
+	var raw rawCertificate
+	if err := d.decode(&raw); err != nil {
+		return Certificate{}, err
+	}
+	d.name, d.namespace = raw.Metadata.Name, namespaceOrDefault(raw.Metadata.Namespace)
+	if err := validateObjectName(d, raw.Metadata.Name, raw.Metadata.Namespace); err != nil {
+		return Certificate{}, err
+	}
+	sp := raw.Spec
+	c := Certificate{
+		Namespace:  d.namespace,
+		Name:       d.name,
+		Source:     d.src,
+		Labels:     raw.Metadata.Labels,
+		SecretName: sp.SecretName,
+		CommonName: sp.CommonName,
+		DNSNames:   sp.DNSNames,
+		Duration:   DefaultDuration,
+		IssuerRef:  IssuerRef{Name: sp.IssuerRef.Name, Kind: sp.IssuerRef.Kind, Group: sp.IssuerRef.Group},
+	}
+	if sp.SecretTemplate != nil {
+		c.SecretTemplate = SecretTemplate{Labels: sp.SecretTemplate.Labels, Annotations: sp.SecretTemplate.Annotations}
+	}
+
+	if c.SecretName == "" {
+		return c, d.fail("spec.secretName", "is required")
+	}
+	if msgs := validation.IsDNS1123Subdomain(c.SecretName); len(msgs) > 0 {
+		return c, d.fail("spec.secretName", "%q is not a valid Secret name: %s", c.SecretName, strings.Join(msgs, "; "))
+	}
+	if err := validateNames(d, &c, sp.IPAddresses, sp.URIs, sp.EmailAddresses, sp.IsCA); err != nil {
+		return c, err
+	}
+	if err := parseLifetime(d, &c, sp.Duration, sp.RenewBefore, sp.RenewBeforePercentage); err != nil {
+		return c, err
+	}
+	key, err := parseKeySpec(d, sp.PrivateKey)
+	if err != nil {
+		return c, err
+	}
+	c.PrivateKey = key
+	return c, validateIssuerRef(d, &c.IssuerRef)
+}
+
+func validateNames(d *document, c *Certificate, ips, uris, emails []string, isCA bool) error {
+	switch {
+	case len(ips) > 0:
+		return d.fail("spec.ipAddresses", "IP address SANs are not supported by certsync yet; remove them or issue this certificate with cert-manager")
+	case len(uris) > 0:
+		return d.fail("spec.uris", "URI SANs are not supported by certsync yet")
+	case len(emails) > 0:
+		return d.fail("spec.emailAddresses", "email SANs are not supported by certsync yet")
+	case isCA:
+		return d.fail("spec.isCA", "CA certificates are not supported by certsync yet")
+	}
+	if c.CommonName == "" && len(c.DNSNames) == 0 {
+		return d.fail("spec", "at least one of commonName or dnsNames must be set")
+	}
+	if len(c.CommonName) > maxCommonName {
+		return d.fail("spec.commonName", "is %d bytes long; a commonName may be at most %d (put long names in dnsNames only)", len(c.CommonName), maxCommonName)
+	}
+	seen := map[string]bool{}
+	for i, n := range c.DNSNames {
+		field := fmt.Sprintf("spec.dnsNames[%d]", i)
+		if err := validDNSName(n); err != nil {
+			return d.fail(field, "%q: %v", n, err)
+		}
+		if seen[n] {
+			return d.fail(field, "%q is listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// validDNSName accepts what an ACME CA can validate: a lower-case fully
+// qualified name, optionally with a single leading wildcard label.
+func validDNSName(n string) error {
+	if n != strings.ToLower(n) {
+		return fmt.Errorf("must be lower case")
+	}
+	host := strings.TrimPrefix(n, "*.")
+	if strings.Contains(host, "*") {
+		return fmt.Errorf("a wildcard may only be the whole leftmost label (*.example.com)")
+	}
+	if msgs := validation.IsDNS1123Subdomain(host); len(msgs) > 0 {
+		return fmt.Errorf("not a valid DNS name: %s", strings.Join(msgs, "; "))
+	}
+	if !strings.Contains(host, ".") {
+		return fmt.Errorf("not a fully qualified DNS name: it needs at least two labels")
+	}
+	return nil
+}
+
+func parseLifetime(d *document, c *Certificate, duration, renewBefore string, pct *int) error {
+	if duration != "" {
+		v, err := time.ParseDuration(duration)
+		if err != nil {
+			return d.fail("spec.duration", "%q is not a duration (examples: 2160h, 720h30m): %v", duration, err)
+		}
+		if v < minDuration {
+			return d.fail("spec.duration", "%s is shorter than the minimum %s", v, minDuration)
+		}
+		c.Duration = v
+	}
+	if renewBefore != "" && pct != nil {
+		return d.fail("spec.renewBefore", "renewBefore and renewBeforePercentage are mutually exclusive")
+	}
+	if renewBefore != "" {
+		v, err := time.ParseDuration(renewBefore)
+		if err != nil {
+			return d.fail("spec.renewBefore", "%q is not a duration: %v", renewBefore, err)
+		}
+		if v < minRenewBefore {
+			return d.fail("spec.renewBefore", "%s is shorter than the minimum %s", v, minRenewBefore)
+		}
+		if v >= c.Duration {
+			return d.fail("spec.renewBefore", "%s must be shorter than the duration %s", v, c.Duration)
+		}
+		c.RenewBefore = v
+	}
+	if pct != nil {
+		if *pct <= 0 || *pct >= 100 {
+			return d.fail("spec.renewBeforePercentage", "%d must be between 1 and 99", *pct)
+		}
+		c.RenewBeforePercentage = *pct
+	}
+	return nil
+}
+
+type rawKeySpec = struct {
+	Algorithm      string `yaml:"algorithm"`
+	Size           int    `yaml:"size"`
+	Encoding       string `yaml:"encoding"`
+	RotationPolicy string `yaml:"rotationPolicy"`
+}
+
+func parseKeySpec(d *document, raw *rawKeySpec) (KeySpec, error) {
+	k := KeySpec{Algorithm: RSA, Encoding: "PKCS1", RotationPolicy: RotateAlways}
+	if raw == nil {
+		k.Size = DefaultRSASize
+		return k, nil
+	}
+	if raw.Algorithm != "" {
+		k.Algorithm = raw.Algorithm
+	}
+	k.Size = raw.Size
+	switch k.Algorithm {
+	case RSA:
+		if k.Size == 0 {
+			k.Size = DefaultRSASize
+		}
+		if k.Size < 2048 || k.Size > 8192 {
+			return k, d.fail("spec.privateKey.size", "RSA key size %d must be between 2048 and 8192", k.Size)
+		}
+	case ECDSA:
+		if k.Size == 0 {
+			k.Size = DefaultECSize
+		}
+		if k.Size != 256 && k.Size != 384 && k.Size != 521 {
+			return k, d.fail("spec.privateKey.size", "ECDSA key size %d must be 256, 384 or 521", k.Size)
+		}
+	case Ed25519:
+		k.Size = 0
+	default:
+		return k, d.fail("spec.privateKey.algorithm", "%q is not one of RSA, ECDSA, Ed25519", k.Algorithm)
+	}
+	switch raw.Encoding {
+	case "", "PKCS1":
+	case "PKCS8":
+		k.Encoding = "PKCS8"
+	default:
+		return k, d.fail("spec.privateKey.encoding", "%q is not one of PKCS1, PKCS8", raw.Encoding)
+	}
+	switch raw.RotationPolicy {
+	case "", RotateAlways:
+	case RotateNever:
+		k.RotationPolicy = RotateNever
+	default:
+		return k, d.fail("spec.privateKey.rotationPolicy", "%q is not one of Always, Never", raw.RotationPolicy)
+	}
+	return k, nil
+}
+
+func validateIssuerRef(d *document, r *IssuerRef) error {
+	if r.Name == "" {
+		return d.fail("spec.issuerRef.name", "is required")
+	}
+	if r.Kind == "" {
+		r.Kind = KindIssuer
+	}
+	if r.Kind != KindIssuer && r.Kind != KindClusterIssuer {
+		return d.fail("spec.issuerRef.kind", "%q is not one of Issuer, ClusterIssuer", r.Kind)
+	}
+	if r.Group == "" {
+		r.Group = "cert-manager.io"
+	}
+	if r.Group != "cert-manager.io" {
+		return d.fail("spec.issuerRef.group", "external issuers (%s) are not supported by certsync", r.Group)
+	}
+	return nil
+}
+
+func namespaceOrDefault(ns string) string {
+	if ns == "" {
+		return "default"
+	}
+	return ns
+}
+
+func validateObjectName(d *document, name, namespace string) error {
+	if name == "" {
+		return d.fail("metadata.name", "is required")
+	}
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return d.fail("metadata.name", "%q: %s", name, strings.Join(msgs, "; "))
+	}
+	if namespace != "" {
+		if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+			return d.fail("metadata.namespace", "%q: %s", namespace, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
+}

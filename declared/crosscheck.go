@@ -1,0 +1,122 @@
+package declared
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// crossCheck applies the rules that need the whole repository: a
+// Certificate must name an issuer that exists, names and secretNames must be
+// unique per namespace, and ACME's own rules (commonName among the
+// dnsNames). A Certificate that breaks one is moved to Problems; the others
+// stay.
+func (s *Set) crossCheck() {
+	issuers := map[IssuerRef]*Issuer{}
+	var keptIssuers []Issuer
+	for i := range s.Issuers {
+		iss := &s.Issuers[i]
+		ref := iss.Ref()
+		if prev, dup := issuers[issuerKey(ref, iss.Namespace)]; dup {
+			s.Problems = append(s.Problems, Problem{Source: iss.Source, Object: iss.Key(), Err: fmt.Errorf("declared twice (also at %s)", prev.Source)})
+			continue
+		}
+		issuers[issuerKey(ref, iss.Namespace)] = iss
+		keptIssuers = append(keptIssuers, *iss)
+	}
+	s.Issuers = keptIssuers
+
+	byName := map[string][]int{}
+	bySecret := map[string][]int{}
+	for i, c := range s.Certificates {
+		byName[c.Key()] = append(byName[c.Key()], i)
+		bySecret[c.Namespace+"/"+c.SecretName] = append(bySecret[c.Namespace+"/"+c.SecretName], i)
+	}
+	bad := map[int]error{}
+	for key, idx := range byName {
+		if len(idx) > 1 {
+			for _, i := range idx {
+				bad[i] = fmt.Errorf("Certificate %s is declared %d times (%s)", key, len(idx), s.sources(idx))
+			}
+		}
+	}
+	for key, idx := range bySecret {
+		if len(idx) > 1 {
+			for _, i := range idx {
+				if bad[i] == nil {
+					bad[i] = fmt.Errorf("spec.secretName %s is used by %d Certificates (%s): each needs its own Secret", key, len(idx), s.sources(idx))
+				}
+			}
+		}
+	}
+	var kept []Certificate
+	for i, c := range s.Certificates {
+		if bad[i] == nil {
+			bad[i] = checkIssuer(&c, issuers)
+		}
+		if bad[i] != nil {
+			s.Problems = append(s.Problems, Problem{Source: c.Source, Object: "Certificate " + c.Key(), Err: bad[i]})
+			continue
+		}
+		kept = append(kept, c)
+	}
+	s.Certificates = kept
+	sort.SliceStable(s.Problems, func(i, j int) bool { return s.Problems[i].Source.String() < s.Problems[j].Source.String() })
+}
+
+func (s *Set) sources(idx []int) string {
+	var out []string
+	for _, i := range idx {
+		out = append(out, s.Certificates[i].Source.String())
+	}
+	return strings.Join(out, ", ")
+}
+
+// issuerKey identifies an issuer as a Certificate in namespace sees it:
+// Issuers are namespaced, ClusterIssuers are not.
+func issuerKey(ref IssuerRef, namespace string) IssuerRef {
+	if ref.Kind == KindIssuer {
+		ref.Name = namespace + "/" + ref.Name
+	}
+	return ref
+}
+
+// ErrUnknownIssuer is returned for a Certificate whose issuerRef names no
+// declared issuer.
+var ErrUnknownIssuer = errors.New("unknown issuer")
+
+func checkIssuer(c *Certificate, issuers map[IssuerRef]*Issuer) error {
+	iss := issuers[issuerKey(c.IssuerRef, c.Namespace)]
+	if iss == nil {
+		where := "ClusterIssuer " + c.IssuerRef.Name
+		if c.IssuerRef.Kind == KindIssuer {
+			where = "Issuer " + c.Namespace + "/" + c.IssuerRef.Name
+		}
+		return fmt.Errorf("spec.issuerRef: %w: %s is not declared in the repository", ErrUnknownIssuer, where)
+	}
+	if iss.ACME != nil && c.CommonName != "" && !contains(c.DNSNames, c.CommonName) {
+		return fmt.Errorf("spec.commonName %q is not in spec.dnsNames: ACME requires the commonName to also be present in the list of dnsNames", c.CommonName)
+	}
+	return nil
+}
+
+// IssuerFor returns the issuer a Certificate refers to.
+func (s *Set) IssuerFor(c *Certificate) *Issuer {
+	for i := range s.Issuers {
+		iss := &s.Issuers[i]
+		if issuerKey(iss.Ref(), iss.Namespace) == issuerKey(c.IssuerRef, c.Namespace) {
+			return iss
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

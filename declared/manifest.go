@@ -1,0 +1,87 @@
+package declared
+
+// The raw shapes of the cert-manager.io/v1 resources certsync reads, field
+// names as in cert-manager's API so a manifest is read exactly as kubectl
+// would send it. Fields certsync does not act on are still listed when
+// accepting them silently would issue something other than what the user
+// asked for: parse rejects those with a clear message.
+
+type rawMeta struct {
+	Name      string            `yaml:"name"`
+	Namespace string            `yaml:"namespace"`
+	Labels    map[string]string `yaml:"labels"`
+}
+
+type rawCertificate struct {
+	Metadata rawMeta `yaml:"metadata"`
+	Spec     struct {
+		SecretName            string      `yaml:"secretName"`
+		CommonName            string      `yaml:"commonName"`
+		DNSNames              []string    `yaml:"dnsNames"`
+		Duration              string      `yaml:"duration"`
+		RenewBefore           string      `yaml:"renewBefore"`
+		RenewBeforePercentage *int        `yaml:"renewBeforePercentage"`
+		IPAddresses           []string    `yaml:"ipAddresses"`
+		URIs                  []string    `yaml:"uris"`
+		EmailAddresses        []string    `yaml:"emailAddresses"`
+		IsCA                  bool        `yaml:"isCA"`
+		PrivateKey            *rawKeySpec `yaml:"privateKey"`
+		IssuerRef             struct {
+			Name  string `yaml:"name"`
+			Kind  string `yaml:"kind"`
+			Group string `yaml:"group"`
+		} `yaml:"issuerRef"`
+		SecretTemplate *struct {
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"secretTemplate"`
+	} `yaml:"spec"`
+}
+
+type rawIssuer struct {
+	Metadata rawMeta `yaml:"metadata"`
+	Spec     struct {
+		ACME       *rawACME `yaml:"acme"`
+		CA         any      `yaml:"ca"`
+		SelfSigned any      `yaml:"selfSigned"`
+		Vault      any      `yaml:"vault"`
+		Venafi     any      `yaml:"venafi"`
+	} `yaml:"spec"`
+}
+
+type rawSecretKeySelector struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
+type rawACME struct {
+	Server                      string `yaml:"server"`
+	Email                       string `yaml:"email"`
+	SkipTLSVerify               bool   `yaml:"skipTLSVerify"`
+	CABundle                    []byte `yaml:"caBundle"`
+	DisableAccountKeyGeneration bool   `yaml:"disableAccountKeyGeneration"`
+	EnableDurationFeature       bool   `yaml:"enableDurationFeature"`
+	Profile                     string `yaml:"profile"`
+	PreferredChain              string `yaml:"preferredChain"`
+	PrivateKeySecretRef         struct {
+		Name string `yaml:"name"`
+	} `yaml:"privateKeySecretRef"`
+	ExternalAccountBinding *struct {
+		KeyID        string               `yaml:"keyID"`
+		KeySecretRef rawSecretKeySelector `yaml:"keySecretRef"`
+	} `yaml:"externalAccountBinding"`
+	Solvers []rawSolver `yaml:"solvers"`
+}
+
+type rawSolver struct {
+	Selector *struct {
+		DNSNames    []string          `yaml:"dnsNames"`
+		DNSZones    []string          `yaml:"dnsZones"`
+		MatchLabels map[string]string `yaml:"matchLabels"`
+	} `yaml:"selector"`
+	HTTP01 *struct {
+		Ingress          any `yaml:"ingress"`
+		GatewayHTTPRoute any `yaml:"gatewayHTTPRoute"`
+	} `yaml:"http01"`
+	DNS01 map[string]any `yaml:"dns01"`
+}

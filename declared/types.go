@@ -1,0 +1,195 @@
+package declared
+
+import "time"
+
+// Defaults applied when a Certificate leaves a field empty; they are
+// cert-manager's, so a manifest means the same thing under both tools.
+const (
+	DefaultDuration = 90 * 24 * time.Hour
+	DefaultRSASize  = 2048
+	DefaultECSize   = 256
+)
+
+// Key algorithms as spelled in spec.privateKey.algorithm.
+const (
+	RSA     = "RSA"
+	ECDSA   = "ECDSA"
+	Ed25519 = "Ed25519"
+)
+
+// Rotation policies as spelled in spec.privateKey.rotationPolicy.
+const (
+	RotateAlways = "Always"
+	RotateNever  = "Never"
+)
+
+// Issuer kinds as spelled in spec.issuerRef.kind.
+const (
+	KindIssuer        = "Issuer"
+	KindClusterIssuer = "ClusterIssuer"
+)
+
+// Source is where a declaration was read: a path inside the repository and
+// the line its document starts on (1-based).
+type Source struct {
+	File string
+	Line int
+}
+
+func (s Source) String() string {
+	if s.Line > 0 {
+		return s.File + ":" + itoa(s.Line)
+	}
+	return s.File
+}
+
+// Certificate is a cert-manager.io/v1 Certificate after defaulting and
+// validation: what the repository asks for.
+type Certificate struct {
+	Namespace string
+	Name      string
+	Source    Source
+	// Labels are the Certificate's own metadata labels; renewal requests and
+	// selectors (certsync renew -l) match them.
+	Labels map[string]string
+
+	SecretName string
+	// SecretTemplate labels and annotations are copied onto the Secret.
+	SecretTemplate SecretTemplate
+
+	CommonName string
+	DNSNames   []string
+
+	// Duration is the requested lifetime. Default: DefaultDuration.
+	Duration time.Duration
+	// RenewBefore is how long before expiry to renew; zero means "use
+	// RenewBeforePercentage, or one third of the lifetime".
+	RenewBefore time.Duration
+	// RenewBeforePercentage is spec.renewBeforePercentage (0 when unset).
+	RenewBeforePercentage int
+
+	PrivateKey KeySpec
+	IssuerRef  IssuerRef
+}
+
+// Key returns "namespace/name", the identity used in logs, commits and plans.
+func (c *Certificate) Key() string { return c.Namespace + "/" + c.Name }
+
+// SecretTemplate is spec.secretTemplate.
+type SecretTemplate struct {
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// KeySpec is spec.privateKey after defaulting: Algorithm is one of RSA,
+// ECDSA, Ed25519; Size is the RSA modulus or the ECDSA curve size (0 for
+// Ed25519); Encoding is PKCS1 (default) or PKCS8; RotationPolicy is Always
+// (default, as in cert-manager 1.18+) or Never.
+type KeySpec struct {
+	Algorithm      string
+	Size           int
+	Encoding       string
+	RotationPolicy string
+}
+
+// String is the compact form recorded in the committed Secret, e.g. "RSA-2048".
+func (k KeySpec) String() string {
+	if k.Algorithm == Ed25519 {
+		return Ed25519
+	}
+	return k.Algorithm + "-" + itoa(k.Size)
+}
+
+// IssuerRef is spec.issuerRef after defaulting (Kind Issuer, Group
+// cert-manager.io).
+type IssuerRef struct {
+	Name  string
+	Kind  string
+	Group string
+}
+
+// Issuer is a cert-manager.io/v1 Issuer or ClusterIssuer. Exactly one of the
+// issuer types is set; certsync implements ACME.
+type Issuer struct {
+	Kind      string // KindIssuer or KindClusterIssuer
+	Namespace string // empty for a ClusterIssuer
+	Name      string
+	Source    Source
+
+	ACME *ACMEIssuer
+}
+
+// Ref is the IssuerRef a Certificate uses to point at this issuer.
+func (i *Issuer) Ref() IssuerRef {
+	return IssuerRef{Name: i.Name, Kind: i.Kind, Group: "cert-manager.io"}
+}
+
+// Key returns "Kind/name" or "Kind/namespace/name".
+func (i *Issuer) Key() string {
+	if i.Namespace == "" {
+		return i.Kind + "/" + i.Name
+	}
+	return i.Kind + "/" + i.Namespace + "/" + i.Name
+}
+
+// ACMEIssuer is spec.acme.
+type ACMEIssuer struct {
+	Server string
+	Email  string
+	// PrivateKeySecretRef names the Secret holding the account key; certsync
+	// keeps it in the repository, SOPS-encrypted (see committed.AccountPath).
+	PrivateKeySecretRef string
+	// SkipTLSVerify and CABundle configure trust in the ACME server.
+	SkipTLSVerify bool
+	CABundle      []byte
+	// DisableAccountKeyGeneration refuses to create an account key when none
+	// is committed, as cert-manager does.
+	DisableAccountKeyGeneration bool
+	// EnableDurationFeature sends the Certificate's duration to the CA.
+	EnableDurationFeature bool
+	// Profile is spec.acme.profile (ACME profiles draft), passed through.
+	Profile string
+	// PreferredChain is spec.acme.preferredChain.
+	PreferredChain string
+	// ExternalAccountBinding is spec.acme.externalAccountBinding; KeySecretRef
+	// names an environment variable or file that holds the HMAC key.
+	ExternalAccountBinding *ExternalAccountBinding
+
+	Solvers []Solver
+}
+
+// ExternalAccountBinding is spec.acme.externalAccountBinding.
+type ExternalAccountBinding struct {
+	KeyID        string
+	KeySecretRef string
+}
+
+// Solver is one entry of spec.acme.solvers.
+type Solver struct {
+	Selector *SolverSelector
+	HTTP01   *HTTP01Solver
+	DNS01    *DNS01Solver
+}
+
+// SolverSelector is spec.acme.solvers[].selector.
+type SolverSelector struct {
+	DNSNames    []string
+	DNSZones    []string
+	MatchLabels map[string]string
+}
+
+// HTTP01Solver is spec.acme.solvers[].http01. certsync answers HTTP-01
+// challenges from its own listener, so the ingress/gatewayHTTPRoute details
+// cert-manager would use to route traffic are accepted and ignored.
+type HTTP01Solver struct{}
+
+// DNS01Solver is spec.acme.solvers[].dns01, reduced to a lego DNS provider:
+// Provider is a name from lego's registry (cloudflare, route53, httpreq,
+// exec, ...) and Config holds that provider's settings as its environment
+// variable names (CLOUDFLARE_DNS_API_TOKEN, ...). cert-manager's built-in
+// provider blocks map onto the lego provider of the same service; the
+// webhook block names any lego provider through solverName.
+type DNS01Solver struct {
+	Provider string
+	Config   map[string]string
+}

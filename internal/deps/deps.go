@@ -1,0 +1,36 @@
+// Package deps pins the modules every package builds against while the
+// packages are being written; removed once they import them directly.
+package deps
+
+import (
+	_ "filippo.io/age"
+	_ "github.com/getsops/sops/v3"
+	_ "github.com/getsops/sops/v3/aes"
+	_ "github.com/getsops/sops/v3/age"
+	_ "github.com/getsops/sops/v3/cmd/sops/common"
+	_ "github.com/getsops/sops/v3/config"
+	_ "github.com/getsops/sops/v3/keyservice"
+	_ "github.com/getsops/sops/v3/stores/yaml"
+	_ "github.com/go-acme/lego/v4/lego"
+	_ "github.com/go-acme/lego/v4/providers/dns"
+	_ "github.com/go-acme/lego/v4/certificate"
+	_ "github.com/go-acme/lego/v4/registration"
+	_ "github.com/go-acme/lego/v4/challenge/dns01"
+	_ "github.com/go-git/go-git/v5"
+	_ "github.com/go-git/go-git/v5/plumbing/transport/http"
+	_ "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	_ "github.com/letsencrypt/challtestsrv"
+	_ "github.com/letsencrypt/pebble/v2/ca"
+	_ "github.com/letsencrypt/pebble/v2/db"
+	_ "github.com/letsencrypt/pebble/v2/va"
+	_ "github.com/letsencrypt/pebble/v2/wfe"
+	_ "github.com/miekg/dns"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "golang.org/x/crypto/ssh"
+	_ "k8s.io/api/core/v1"
+	_ "k8s.io/client-go/kubernetes"
+	_ "k8s.io/client-go/tools/clientcmd"
+	_ "k8s.io/client-go/tools/leaderelection"
+	_ "sigs.k8s.io/controller-runtime/pkg/envtest"
+	_ "sigs.k8s.io/yaml"
+)
