@@ -1,6 +1,12 @@
 package declared
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strings"
+	"time"
+)
 
 // Defaults applied when a Certificate leaves a field empty; they are
 // cert-manager's, so a manifest means the same thing under both tools.
@@ -192,4 +198,24 @@ type HTTP01Solver struct{}
 type DNS01Solver struct {
 	Provider string
 	Config   map[string]string
+}
+
+// SpecHash is a short digest of every field that shapes the issued
+// certificate (names, key, issuer, duration). A committed Secret records it,
+// so a later pass sees a changed spec without decrypting anything.
+func (c *Certificate) SpecHash() string {
+	names := append([]string(nil), c.DNSNames...)
+	sort.Strings(names)
+	h := sha256.New()
+	for _, part := range []string{
+		"cn=" + c.CommonName,
+		"dns=" + strings.Join(names, ","),
+		"key=" + c.PrivateKey.String(),
+		"issuer=" + c.IssuerRef.Kind + "/" + c.IssuerRef.Name,
+		"duration=" + c.Duration.String(),
+	} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }

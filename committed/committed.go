@@ -1,0 +1,119 @@
+// Package committed describes what certsync keeps in Git and reads it back
+// without decrypting anything.
+//
+// # Repository layout
+//
+// Declarations (cert-manager Certificates, Issuers, ClusterIssuers) may live
+// anywhere in the repository except under the folders certsync writes:
+//
+//	secrets/<cluster>/<namespace>/<secretName>.yaml   one TLS Secret per cluster it is applied to
+//	accounts/clusterissuers/<privateKeySecretRef>.yaml the ACME account key of a ClusterIssuer
+//	accounts/namespaces/<namespace>/<privateKeySecretRef>.yaml  ... of a namespaced Issuer
+//
+// The cluster folder lets one certificate be applied to several clusters,
+// each file encrypted only to that cluster's recipients through path_regex
+// creation rules in .sops.yaml; a single-cluster setup uses "default".
+//
+// # Plaintext metadata
+//
+// Every Secret file is SOPS-encrypted with metadata left in plaintext (the
+// Flux convention, encrypted_regex ^(data|stringData)$). The annotations
+// below record what was issued, so a pass decides what is due from Git alone:
+// no decryption key is needed to plan, to show status, or to review a PR.
+// SOPS's MAC covers these values, so an edit is detected on decryption.
+package committed
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Top-level folders certsync writes; declarations are never read from them.
+const (
+	SecretsDir  = "secrets/"
+	AccountsDir = "accounts/"
+)
+
+// DefaultCluster is the cluster name of a single-cluster setup.
+const DefaultCluster = "default"
+
+// OutputDirs are the folders that hold certsync's output, not declarations.
+func OutputDirs() []string { return []string{SecretsDir, AccountsDir} }
+
+// SecretPath is where the Secret of a Certificate is kept for one cluster.
+func SecretPath(cluster, namespace, secretName string) string {
+	return SecretsDir + cluster + "/" + namespace + "/" + secretName + ".yaml"
+}
+
+// ClusterPrefix is the folder holding every Secret of one cluster.
+func ClusterPrefix(cluster string) string { return SecretsDir + cluster + "/" }
+
+// AccountPath is where the ACME account key named by an issuer's
+// privateKeySecretRef is kept. namespace is empty for a ClusterIssuer.
+func AccountPath(namespace, secretName string) string {
+	if namespace == "" {
+		return AccountsDir + "clusterissuers/" + secretName + ".yaml"
+	}
+	return AccountsDir + "namespaces/" + namespace + "/" + secretName + ".yaml"
+}
+
+// ParseSecretPath splits a path made by SecretPath. ok is false for any
+// other path, including ones that try to leave the folder.
+func ParseSecretPath(p string) (cluster, namespace, secretName string, ok bool) {
+	if !strings.HasPrefix(p, SecretsDir) || path.Ext(p) != ".yaml" || path.Clean(p) != p {
+		return "", "", "", false
+	}
+	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(p, SecretsDir), ".yaml"), "/")
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	for _, s := range parts {
+		if s == "" || s == "." || s == ".." {
+			return "", "", "", false
+		}
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// Labels and annotations certsync puts on every Secret it writes.
+const (
+	// ManagedByLabel marks a Secret as certsync's: it only ever prunes
+	// Secrets that carry it.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "certsync"
+
+	prefix = "certsync.io/"
+	// Certificate is "namespace/name" of the declaring Certificate.
+	AnnotationCertificate = prefix + "certificate"
+	// Source is the repository file that declared it.
+	AnnotationSource    = prefix + "source"
+	AnnotationNotBefore = prefix + "not-before"
+	AnnotationNotAfter  = prefix + "not-after"
+	AnnotationSerial    = prefix + "serial"
+	// PrivateKey is the key spec, e.g. "RSA-2048", "ECDSA-256", "Ed25519".
+	AnnotationPrivateKey = prefix + "private-key"
+	// SpecHash covers every declared field that shapes the certificate.
+	AnnotationSpecHash = prefix + "spec-hash"
+	AnnotationIssuedAt = prefix + "issued-at"
+	// Reason is why the certificate was last issued.
+	AnnotationReason = prefix + "reason"
+	// RenewalWindowStart/End record the CA's ARI suggestion, when it made one.
+	AnnotationRenewalWindowStart = prefix + "renewal-window-start"
+	AnnotationRenewalWindowEnd   = prefix + "renewal-window-end"
+
+	// cert-manager's own Secret annotations, written exactly as it does.
+	AnnotationCMCertificateName = "cert-manager.io/certificate-name"
+	AnnotationCMCommonName      = "cert-manager.io/common-name"
+	AnnotationCMAltNames        = "cert-manager.io/alt-names"
+	AnnotationCMIPSANs          = "cert-manager.io/ip-sans"
+	AnnotationCMURISANs         = "cert-manager.io/uri-sans"
+	AnnotationCMIssuerName      = "cert-manager.io/issuer-name"
+	AnnotationCMIssuerKind      = "cert-manager.io/issuer-kind"
+	AnnotationCMIssuerGroup     = "cert-manager.io/issuer-group"
+)
+
+// Errorf is a helper for errors that name the committed file.
+func errorf(p string, format string, args ...any) error {
+	return fmt.Errorf("%s: "+format, append([]any{p}, args...)...)
+}

@@ -1,0 +1,169 @@
+package committed
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Certificate is a certificate as committed: what the plaintext metadata of
+// one Secret file says, read without a decryption key.
+type Certificate struct {
+	Path       string
+	Cluster    string
+	Namespace  string
+	SecretName string
+
+	// Certificate is "namespace/name" of the declaring Certificate.
+	Certificate string
+	CommonName  string
+	DNSNames    []string
+	IssuerName  string
+	IssuerKind  string
+	PrivateKey  string // key spec, e.g. "RSA-2048"
+	SpecHash    string
+
+	NotBefore time.Time
+	NotAfter  time.Time
+	Serial    string
+	IssuedAt  time.Time
+	Reason    string
+
+	// RenewalWindowStart/End are the CA's ARI window, zero when it gave none.
+	RenewalWindowStart time.Time
+	RenewalWindowEnd   time.Time
+
+	// Recipients are the keys the file is encrypted to (age recipients and
+	// the identifiers of other key types), sorted.
+	Recipients []string
+
+	// Annotations and Labels are the Secret's metadata as committed.
+	Annotations map[string]string
+	Labels      map[string]string
+}
+
+// file is the plaintext part of a SOPS-encrypted Secret.
+type file struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name        string            `yaml:"name"`
+		Namespace   string            `yaml:"namespace"`
+		Labels      map[string]string `yaml:"labels"`
+		Annotations map[string]string `yaml:"annotations"`
+	} `yaml:"metadata"`
+	SOPS *struct {
+		Age []struct {
+			Recipient string `yaml:"recipient"`
+		} `yaml:"age"`
+		PGP []struct {
+			FP string `yaml:"fp"`
+		} `yaml:"pgp"`
+		KMS []struct {
+			ARN string `yaml:"arn"`
+		} `yaml:"kms"`
+		GCPKMS []struct {
+			ResourceID string `yaml:"resource_id"`
+		} `yaml:"gcp_kms"`
+		AzureKV []struct {
+			VaultURL string `yaml:"vaultUrl"`
+			Name     string `yaml:"name"`
+		} `yaml:"azure_kv"`
+		KeyGroups []yaml.Node `yaml:"key_groups"`
+	} `yaml:"sops"`
+}
+
+// Read reads the record of the Secret file at p. It fails when the file is
+// not a SOPS-encrypted Secret whose metadata matches its path: a file
+// someone moved or edited by hand is reported rather than trusted.
+func Read(p string, content []byte) (Certificate, error) {
+	cluster, ns, name, ok := ParseSecretPath(p)
+	if !ok {
+		return Certificate{}, errorf(p, "not a certsync Secret path (want %s<cluster>/<namespace>/<secretName>.yaml)", SecretsDir)
+	}
+	var f file
+	if err := yaml.Unmarshal(content, &f); err != nil {
+		return Certificate{}, errorf(p, "malformed YAML: %v", err)
+	}
+	if f.Kind != "Secret" {
+		return Certificate{}, errorf(p, "kind is %q, want Secret", f.Kind)
+	}
+	if f.SOPS == nil {
+		return Certificate{}, errorf(p, "not SOPS-encrypted: certsync never writes a Secret in plaintext; delete the file and let certsync issue it again")
+	}
+	if f.Metadata.Namespace != ns || f.Metadata.Name != name {
+		return Certificate{}, errorf(p, "metadata says %s/%s, which does not match the path", f.Metadata.Namespace, f.Metadata.Name)
+	}
+	a := f.Metadata.Annotations
+	c := Certificate{
+		Path: p, Cluster: cluster, Namespace: ns, SecretName: name,
+		Certificate: a[AnnotationCertificate],
+		CommonName:  a[AnnotationCMCommonName],
+		DNSNames:    splitList(a[AnnotationCMAltNames]),
+		IssuerName:  a[AnnotationCMIssuerName],
+		IssuerKind:  a[AnnotationCMIssuerKind],
+		PrivateKey:  a[AnnotationPrivateKey],
+		SpecHash:    a[AnnotationSpecHash],
+		Serial:      a[AnnotationSerial],
+		Reason:      a[AnnotationReason],
+		NotBefore:   parseTime(a[AnnotationNotBefore]),
+		NotAfter:    parseTime(a[AnnotationNotAfter]),
+		IssuedAt:    parseTime(a[AnnotationIssuedAt]),
+
+		RenewalWindowStart: parseTime(a[AnnotationRenewalWindowStart]),
+		RenewalWindowEnd:   parseTime(a[AnnotationRenewalWindowEnd]),
+
+		Recipients:  f.recipients(),
+		Annotations: a,
+		Labels:      f.Metadata.Labels,
+	}
+	return c, nil
+}
+
+func (f *file) recipients() []string {
+	var out []string
+	for _, k := range f.SOPS.Age {
+		out = append(out, k.Recipient)
+	}
+	for _, k := range f.SOPS.PGP {
+		out = append(out, "pgp:"+k.FP)
+	}
+	for _, k := range f.SOPS.KMS {
+		out = append(out, "kms:"+k.ARN)
+	}
+	for _, k := range f.SOPS.GCPKMS {
+		out = append(out, "gcp_kms:"+k.ResourceID)
+	}
+	for _, k := range f.SOPS.AzureKV {
+		out = append(out, "azure_kv:"+k.VaultURL+"/"+k.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// FormatTime is how times are written in annotations: RFC 3339, UTC.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// JoinList and splitList follow cert-manager's comma-separated annotations.
+func JoinList(v []string) string { return strings.Join(v, ",") }
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}

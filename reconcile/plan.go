@@ -1,0 +1,403 @@
+// Package reconcile decides what a pass must do and does it.
+//
+// A pass is a straight list of steps, each returning what it did:
+//
+//  1. read the repository (declared and committed state) and the cluster;
+//  2. Calculate a Plan: a pure function of those states and the time;
+//  3. issue what is due, render and encrypt it;
+//  4. commit everything in one commit and push, re-planning on a lost race;
+//  5. apply the committed Secrets to the cluster and prune what was removed.
+//
+// Calculate does no I/O and reads no clock, so every decision is tested with
+// plain values; the effects sit behind the small interfaces in seams.go.
+package reconcile
+
+import (
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/declared"
+)
+
+// ActionKind says what an Action does.
+type ActionKind string
+
+const (
+	// Issue orders a certificate that has no committed Secret.
+	Issue ActionKind = "Issue"
+	// Reissue orders a new certificate because the committed one no longer
+	// matches its declaration.
+	Reissue ActionKind = "Reissue"
+	// Renew orders a new certificate because the renewal time is reached.
+	Renew ActionKind = "Renew"
+	// Reencrypt rewrites a committed file for new SOPS recipients without
+	// ordering anything.
+	Reencrypt ActionKind = "Reencrypt"
+	// Apply puts the committed Secret into the cluster.
+	Apply ActionKind = "Apply"
+	// PruneFile removes a committed Secret whose declaration is gone.
+	PruneFile ActionKind = "PruneFile"
+	// PruneSecret removes a certsync-owned Secret from the cluster whose
+	// declaration is gone.
+	PruneSecret ActionKind = "PruneSecret"
+	// Wait records a certificate that is due but backing off after failures.
+	Wait ActionKind = "Wait"
+)
+
+// Orders reports whether the action needs a new certificate from the CA.
+func (k ActionKind) Orders() bool { return k == Issue || k == Reissue || k == Renew }
+
+// Action is one thing a pass does, and why.
+type Action struct {
+	Kind ActionKind
+	// Certificate is the declaration acted on; nil for prunes.
+	Certificate *declared.Certificate
+	// Committed is the current record in Git, nil when there is none.
+	Committed *committed.Certificate
+	// Path is the repository file written or removed.
+	Path string
+	// Namespace and Name identify the Secret in the cluster.
+	Namespace, Name string
+	Reason          string
+}
+
+// Subject names what the action is about, for tables and commit messages.
+func (a Action) Subject() string {
+	if a.Certificate != nil {
+		return a.Certificate.Key()
+	}
+	return a.Namespace + "/" + a.Name
+}
+
+// Observed is what the cluster holds for one certsync-owned Secret.
+type Observed struct {
+	Serial  string
+	Drifted bool
+	// Certificate and Source are the certsync.io annotations of the live
+	// Secret: which declaration made it.
+	Certificate, Source string
+}
+
+// Failure is the backoff state of a certificate whose last order failed.
+type Failure struct {
+	Count      int
+	Last       time.Time
+	RetryAfter time.Time
+	Err        string
+}
+
+// Policy holds the knobs of the planner. Zero values are the defaults.
+type Policy struct {
+	// MaxPruneShare is the largest share of committed Secrets removed in one
+	// pass; more is refused unless ForcePrune. Default: 0.10.
+	MaxPruneShare float64
+	ForcePrune    bool
+	// BackoffBase and BackoffMax shape the retry delay after failed orders,
+	// base × 2^(n−1) capped at max, as cert-manager does.
+	// Defaults: 1 hour and 32 hours.
+	BackoffBase, BackoffMax time.Duration
+	// RenewalJitter is the largest share of the renew-before period a
+	// renewal is moved earlier, so certificates issued together do not
+	// renew in the same second. Default: 0.02 (2%).
+	RenewalJitter float64
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.MaxPruneShare == 0 {
+		p.MaxPruneShare = 0.10
+	}
+	if p.BackoffBase == 0 {
+		p.BackoffBase = time.Hour
+	}
+	if p.BackoffMax == 0 {
+		p.BackoffMax = 32 * time.Hour
+	}
+	if p.RenewalJitter == 0 {
+		p.RenewalJitter = 0.02
+	}
+	return p
+}
+
+// State is everything Calculate looks at.
+type State struct {
+	Now     time.Time
+	Cluster string
+	// Certificates are the valid declarations.
+	Certificates []declared.Certificate
+	// Committed holds the readable Secret records of this cluster, by path;
+	// Unreadable the ones whose plaintext metadata could not be read.
+	Committed  map[string]committed.Certificate
+	Unreadable map[string]error
+	// ClusterKnown is false when no cluster is configured: nothing is
+	// applied or pruned there. Observed is keyed "namespace/name".
+	ClusterKnown bool
+	Observed     map[string]Observed
+	// DesiredRecipients are the recipients .sops.yaml asks for, by path;
+	// a path without an entry is not checked.
+	DesiredRecipients map[string][]string
+	// Failures are keyed by Certificate key ("namespace/name").
+	Failures map[string]Failure
+	// Broken are declarations that failed to parse or validate: the
+	// Certificate keys and the files. Nothing they made is ever pruned,
+	// so a typo cannot delete a certificate.
+	BrokenCertificates map[string]bool
+	BrokenSources      map[string]bool
+	// RenewRequests are manual renewal requests by Certificate key, with
+	// the time they were made.
+	RenewRequests map[string]time.Time
+	Policy        Policy
+}
+
+// Plan is the outcome of Calculate.
+type Plan struct {
+	Actions []Action
+	// NextRenewal is the earliest future renewal time (zero when none), so
+	// a daemon knows when the next pass has work.
+	NextRenewal time.Time
+	// Warnings are decisions the user should hear about (a refused prune).
+	Warnings []string
+}
+
+// HasChanges reports whether executing the plan would change Git or the
+// cluster.
+func (p Plan) HasChanges() bool {
+	for _, a := range p.Actions {
+		if a.Kind != Wait {
+			return true
+		}
+	}
+	return false
+}
+
+// Count returns the number of actions of a kind.
+func (p Plan) Count(k ActionKind) int {
+	n := 0
+	for _, a := range p.Actions {
+		if a.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// Calculate decides what a pass must do. It is pure: the same State always
+// gives the same Plan, and applying a Plan then calculating again on the
+// resulting state gives an empty one.
+func Calculate(s State) Plan {
+	s.Policy = s.Policy.withDefaults()
+	var p Plan
+	wanted := map[string]bool{}        // paths declared
+	wantedSecrets := map[string]bool{} // "namespace/name" declared
+	for i := range s.Certificates {
+		c := &s.Certificates[i]
+		path := committed.SecretPath(s.Cluster, c.Namespace, c.SecretName)
+		wanted[path] = true
+		wantedSecrets[c.Namespace+"/"+c.SecretName] = true
+		planCertificate(&s, &p, c, path)
+	}
+	planPrunes(&s, &p, wanted, wantedSecrets)
+	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Path < p.Actions[j].Path })
+	return p
+}
+
+func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
+	base := Action{Certificate: c, Path: path, Namespace: c.Namespace, Name: c.SecretName}
+	rec, ok := s.Committed[path]
+	var kind ActionKind
+	var reason string
+	switch {
+	case s.Unreadable[path] != nil:
+		kind, reason = Reissue, "committed file unreadable: "+s.Unreadable[path].Error()
+	case !ok:
+		kind, reason = Issue, "no Secret committed"
+	default:
+		base.Committed = &rec
+		kind, reason = reissueReason(c, &rec)
+		if kind == "" {
+			renewAt := RenewalTime(c, &rec, s.Policy)
+			if req, asked := s.RenewRequests[c.Key()]; asked && req.After(rec.IssuedAt) {
+				kind, reason = Renew, "renewal requested at "+committed.FormatTime(req)
+			} else if !s.Now.Before(renewAt) {
+				kind, reason = Renew, "renewal time "+committed.FormatTime(renewAt)+" reached (expires "+committed.FormatTime(rec.NotAfter)+")"
+			} else if p.NextRenewal.IsZero() || renewAt.Before(p.NextRenewal) {
+				p.NextRenewal = renewAt
+			}
+		}
+	}
+	if kind != "" {
+		if f, failed := s.Failures[c.Key()]; failed {
+			if next := NextAttempt(f, s.Policy); s.Now.Before(next) {
+				a := base
+				a.Kind, a.Reason = Wait, fmt.Sprintf("%s; retrying after %s (failure %d: %s)", reason, committed.FormatTime(next), f.Count, f.Err)
+				p.Actions = append(p.Actions, a)
+				if p.NextRenewal.IsZero() || next.Before(p.NextRenewal) {
+					p.NextRenewal = next
+				}
+				planApply(s, p, base, &rec, ok)
+				return
+			}
+		}
+		a := base
+		a.Kind, a.Reason = kind, reason
+		p.Actions = append(p.Actions, a)
+		return // the new Secret is applied right after it is committed
+	}
+	if want, check := s.DesiredRecipients[path]; check && !slices.Equal(sorted(want), rec.Recipients) {
+		a := base
+		a.Kind = Reencrypt
+		a.Reason = fmt.Sprintf("recipients changed: %s → %s", strings.Join(rec.Recipients, ","), strings.Join(sorted(want), ","))
+		p.Actions = append(p.Actions, a)
+	}
+	planApply(s, p, base, &rec, ok)
+}
+
+// planApply puts the committed Secret into the cluster when the cluster's
+// copy is missing, older or edited.
+func planApply(s *State, p *Plan, base Action, rec *committed.Certificate, committedOK bool) {
+	if !s.ClusterKnown || !committedOK {
+		return
+	}
+	obs, present := s.Observed[base.Namespace+"/"+base.Name]
+	var reason string
+	switch {
+	case !present:
+		reason = "missing in the cluster"
+	case obs.Serial != rec.Serial:
+		reason = fmt.Sprintf("cluster has serial %q, Git has %q", obs.Serial, rec.Serial)
+	case obs.Drifted:
+		reason = "edited in the cluster; restoring from Git"
+	default:
+		return
+	}
+	a := base
+	a.Kind, a.Reason, a.Committed = Apply, reason, rec
+	p.Actions = append(p.Actions, a)
+}
+
+// reissueReason compares the committed record with its declaration and
+// says what differs, in the order a reviewer would ask about it.
+func reissueReason(c *declared.Certificate, rec *committed.Certificate) (ActionKind, string) {
+	switch {
+	case rec.NotAfter.IsZero() || rec.Serial == "":
+		return Reissue, "committed metadata has no notAfter or serial"
+	case !slices.Equal(sorted(rec.DNSNames), sorted(c.DNSNames)):
+		return Reissue, fmt.Sprintf("dnsNames changed: [%s] → [%s]", strings.Join(rec.DNSNames, ","), strings.Join(c.DNSNames, ","))
+	case rec.CommonName != c.CommonName:
+		return Reissue, fmt.Sprintf("commonName changed: %q → %q", rec.CommonName, c.CommonName)
+	case rec.IssuerKind != c.IssuerRef.Kind || rec.IssuerName != c.IssuerRef.Name:
+		return Reissue, fmt.Sprintf("issuer changed: %s/%s → %s/%s", rec.IssuerKind, rec.IssuerName, c.IssuerRef.Kind, c.IssuerRef.Name)
+	case rec.PrivateKey != c.PrivateKey.String():
+		return Reissue, fmt.Sprintf("private key changed: %s → %s", rec.PrivateKey, c.PrivateKey)
+	case rec.SpecHash != c.SpecHash():
+		return Reissue, "spec changed (duration)"
+	}
+	return "", ""
+}
+
+// RenewalTime is when a committed certificate should be renewed, as
+// cert-manager computes it: notAfter − renewBefore, where renewBefore is
+// spec.renewBefore, or spec.renewBeforePercentage of the lifetime, or a
+// third of the lifetime; a renewBefore not shorter than the lifetime falls
+// back to the third. When the CA suggested an ARI window, a point inside it
+// is used instead. Either way a small deterministic jitter, derived from
+// the serial, spreads certificates that were issued together.
+func RenewalTime(c *declared.Certificate, rec *committed.Certificate, pol Policy) time.Time {
+	pol = pol.withDefaults()
+	spread := jitter(rec.Serial)
+	if !rec.RenewalWindowStart.IsZero() && rec.RenewalWindowEnd.After(rec.RenewalWindowStart) {
+		w := rec.RenewalWindowEnd.Sub(rec.RenewalWindowStart)
+		return rec.RenewalWindowStart.Add(time.Duration(float64(w) * spread)).Truncate(time.Second)
+	}
+	lifetime := rec.NotAfter.Sub(rec.NotBefore)
+	before := c.RenewBefore
+	if c.RenewBeforePercentage > 0 {
+		before = lifetime * time.Duration(c.RenewBeforePercentage) / 100
+	}
+	if before <= 0 || before >= lifetime {
+		before = lifetime / 3
+	}
+	before += time.Duration(float64(before) * pol.RenewalJitter * spread)
+	return rec.NotAfter.Add(-before).Truncate(time.Second)
+}
+
+// NextAttempt is when a failed certificate may be ordered again.
+func NextAttempt(f Failure, pol Policy) time.Time {
+	pol = pol.withDefaults()
+	delay := pol.BackoffBase
+	for i := 1; i < f.Count && delay < pol.BackoffMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, pol.BackoffMax)
+	next := f.Last.Add(delay)
+	if f.RetryAfter.After(next) {
+		next = f.RetryAfter
+	}
+	return next
+}
+
+// jitter maps a serial to [0,1) so the same certificate always gets the
+// same offset and a pass stays a pure function of its inputs.
+func jitter(serial string) float64 {
+	h := fnv.New32a()
+	h.Write([]byte(serial))
+	return float64(h.Sum32()%10000) / 10000
+}
+
+func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
+	var prunes []Action
+	for path, rec := range s.Committed {
+		if !wanted[path] && !s.broken(rec.Certificate, rec.Annotations[committed.AnnotationSource]) {
+			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
+				Reason: "no Certificate declares it any more"})
+		}
+	}
+	for path := range s.Unreadable {
+		if !wanted[path] && len(s.BrokenSources) == 0 && len(s.BrokenCertificates) == 0 {
+			if _, ns, name, ok := committed.ParseSecretPath(path); ok {
+				prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: "no Certificate declares it any more"})
+			}
+		}
+	}
+	if s.ClusterKnown {
+		for key, obs := range s.Observed {
+			if !wantedSecrets[key] && !s.broken(obs.Certificate, obs.Source) {
+				ns, name, _ := strings.Cut(key, "/")
+				prunes = append(prunes, Action{Kind: PruneSecret, Path: committed.SecretPath(s.Cluster, ns, name), Namespace: ns, Name: name,
+					Reason: "certsync-owned Secret no Certificate declares any more"})
+			}
+		}
+	}
+	if len(prunes) == 0 {
+		return
+	}
+	total := len(s.Committed) + len(s.Unreadable)
+	limit := max(1, int(s.Policy.MaxPruneShare*float64(total)))
+	files := 0
+	for _, a := range prunes {
+		if a.Kind == PruneFile {
+			files++
+		}
+	}
+	if files > limit && !s.Policy.ForcePrune {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("refusing to prune %d of %d committed Secrets in one pass (limit %.0f%%): if the declarations were really removed, run again with --force-prune", files, total, s.Policy.MaxPruneShare*100))
+		return
+	}
+	p.Actions = append(p.Actions, prunes...)
+}
+
+// broken reports whether a Secret came from a declaration that is
+// currently broken: the Certificate itself, or the file it was read from.
+func (s *State) broken(certificate, source string) bool {
+	return s.BrokenCertificates[certificate] || (source != "" && s.BrokenSources[source])
+}
+
+func sorted(v []string) []string {
+	out := slices.Clone(v)
+	sort.Strings(out)
+	return out
+}
