@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -66,3 +67,17 @@ type RenewalWindow struct {
 type RenewalAdvisor interface {
 	RenewalWindow(ctx context.Context, leaf *x509.Certificate) (w RenewalWindow, ok bool, err error)
 }
+
+// RetryAfterError is returned when the CA asked to be left alone until a
+// time (rate limits, Retry-After); the reconciler does not order again
+// before it.
+type RetryAfterError struct {
+	Err        error
+	RetryAfter time.Time
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.RetryAfter.UTC().Format(time.RFC3339))
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }

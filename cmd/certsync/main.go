@@ -1,0 +1,238 @@
+// Command certsync keeps the certificates declared in a Git repository
+// issued, encrypted in that repository, and applied to a cluster.
+//
+//	certsync reconcile --repo URL [--branch main] [--kubeconfig FILE]   one pass
+//	certsync version
+//
+// Every flag can be set as CERTSYNC_<FLAG> in the environment. Run
+// `certsync reconcile -h` for the list.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/certsync/certsync/cluster"
+	"github.com/certsync/certsync/encrypt"
+	"github.com/certsync/certsync/gitsrc"
+	"github.com/certsync/certsync/issuer/acme"
+	"github.com/certsync/certsync/reconcile"
+)
+
+const usage = `certsync keeps the certificates declared in a Git repository issued,
+SOPS-encrypted in that repository, and applied to a Kubernetes cluster.
+
+Usage:
+  certsync reconcile --repo URL [flags]   run one pass (issue, commit, push, apply)
+  certsync version
+
+Run "certsync reconcile -h" for the flags; each can also be set as
+CERTSYNC_<FLAG> in the environment (CERTSYNC_REPO, CERTSYNC_BRANCH, ...).
+`
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "reconcile":
+		return cmdReconcile(ctx, args[1:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "certsync", version)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "certsync: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func cmdReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var o options
+	fs := newFlagSet("reconcile", &o, getenv)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	log, err := newLogger(&o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
+		return 2
+	}
+	res, err := reconcileOnce(ctx, &o, getenv, log)
+	if res != nil {
+		printResult(stdout, res, o.DryRun)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
+		return 1
+	}
+	if len(res.Problems) > 0 {
+		fmt.Fprintf(stderr, "\ncertsync: %d %s; the other certificates were handled:\n", len(res.Problems), plural(len(res.Problems), "problem"))
+		for _, p := range res.Problems {
+			fmt.Fprintf(stderr, "  - %v\n", p)
+		}
+		return 1
+	}
+	return 0
+}
+
+// reconcileOnce builds everything one pass needs from the options and runs it.
+func reconcileOnce(ctx context.Context, o *options, getenv func(string) string, log *slog.Logger) (*reconcile.Result, error) {
+	rec, cleanup, err := build(ctx, o, getenv, log)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	return rec.Reconcile(ctx, reconcile.Options{DryRun: o.DryRun})
+}
+
+// build wires the reconciler: Git, SOPS, ACME (with the HTTP-01 listener)
+// and, when configured, the cluster. cleanup stops the listener.
+func build(ctx context.Context, o *options, getenv func(string) string, log *slog.Logger) (*reconcile.Reconciler, func(), error) {
+	noop := func() {}
+	if o.Repo == "" {
+		return nil, noop, errors.New("--repo (or CERTSYNC_REPO) is required: the Git URL of the repository holding the Certificates")
+	}
+	identities, err := ageIdentities(o, getenv)
+	if err != nil {
+		return nil, noop, err
+	}
+	auth, err := gitAuth(o, getenv)
+	if err != nil {
+		return nil, noop, err
+	}
+	repo, err := gitsrc.Open(ctx, gitsrc.Options{
+		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth,
+		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Logger: log,
+	})
+	if err != nil {
+		return nil, noop, fmt.Errorf("open repository: %w", err)
+	}
+	var roots *x509.CertPool
+	if o.ACMECAFile != "" {
+		pemBytes, err := os.ReadFile(o.ACMECAFile)
+		if err != nil {
+			return nil, noop, fmt.Errorf("read --acme-ca-file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pemBytes) {
+			return nil, noop, fmt.Errorf("--acme-ca-file %s holds no PEM certificate", o.ACMECAFile)
+		}
+	}
+	http01 := acme.NewHTTP01Solver()
+	cleanup := noop
+	if !o.DryRun {
+		stopHTTP, err := serveHTTP01(o.HTTP01Addr, http01, log)
+		if err != nil {
+			return nil, noop, err
+		}
+		cleanup = stopHTTP
+	}
+	dns := acme.DNS01Options{CheckPropagation: o.DNS01CheckPropagation}
+	if o.DNS01Nameservers != "" {
+		dns.RecursiveNameservers = strings.Split(o.DNS01Nameservers, ",")
+	}
+	cfg := reconcile.Config{
+		Repo:        gitRepository{repo},
+		Encryption:  encrypterFactory(identities, log),
+		Issuers:     issuerFactory(http01, dns, roots, log),
+		ClusterName: o.Cluster,
+		Concurrency: o.Concurrency,
+		Policy:      reconcile.Policy{MaxPruneShare: o.MaxPruneShare, ForcePrune: o.ForcePrune},
+		Logger:      log,
+	}
+	if !o.NoApply && (o.Kubeconfig != "" || getenv("KUBERNETES_SERVICE_HOST") != "") {
+		c, err := cluster.NewFromKubeconfig(o.Kubeconfig, o.KubeContext)
+		if err != nil {
+			cleanup()
+			return nil, noop, fmt.Errorf("connect to the cluster: %w", err)
+		}
+		cfg.Cluster = clusterApplier{c}
+	}
+	rec, err := reconcile.New(cfg)
+	if err != nil {
+		cleanup()
+		return nil, noop, err
+	}
+	return rec, cleanup, nil
+}
+
+// serveHTTP01 answers ACME HTTP-01 challenges on addr for every issuer.
+func serveHTTP01(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for HTTP-01 challenges on %s: %w (set --http01-addr to a free address that the CA reaches on port 80)", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP-01 server stopped", "error", err)
+		}
+	}()
+	log.Debug("answering HTTP-01 challenges", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+func ageIdentities(o *options, getenv func(string) string) ([]byte, error) {
+	if o.AgeKeyFile != "" {
+		b, err := os.ReadFile(o.AgeKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --age-key-file: %w", err)
+		}
+		return b, nil
+	}
+	return encrypt.IdentitiesFromEnv(getenv)
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.LogFormat)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

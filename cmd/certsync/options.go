@@ -1,0 +1,112 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// options are the settings of one certsync invocation. Every flag can also
+// be set through the environment as CERTSYNC_<FLAG> (dashes become
+// underscores), which is how a Deployment configures it.
+type options struct {
+	Repo, Branch, CacheDir string
+	GitUsername            string
+	GitPasswordFile        string // or CERTSYNC_GIT_PASSWORD / CERTSYNC_GIT_TOKEN
+	GitSSHKeyFile          string
+	GitKnownHostsFile      string
+	GitInsecureHostKey     bool
+	AuthorName             string
+	AuthorEmail            string
+
+	Kubeconfig, KubeContext string
+	NoApply                 bool
+
+	AgeKeyFile string
+	Cluster    string
+
+	HTTP01Addr            string
+	DNS01Nameservers      string
+	DNS01CheckPropagation bool
+	ACMECAFile            string
+
+	Concurrency   int
+	DryRun        bool
+	Once          bool
+	ForcePrune    bool
+	MaxPruneShare float64
+	Interval      time.Duration
+
+	LogFormat, LogLevel string
+}
+
+// newFlagSet declares the flags of a command; env supplies defaults.
+func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	str := func(p *string, flagName, def, usage string) {
+		fs.StringVar(p, flagName, envOr(getenv, flagName, def), usage)
+	}
+	boolean := func(p *bool, flagName string, def bool, usage string) {
+		v := envOr(getenv, flagName, fmt.Sprint(def))
+		fs.BoolVar(p, flagName, v == "true" || v == "1", usage)
+	}
+	str(&o.Repo, "repo", "", "Git URL of the repository (https://…, ssh://…, or a local path)")
+	str(&o.Branch, "branch", "main", "branch to read and write")
+	str(&o.CacheDir, "cache-dir", "", "where the local clone is kept (default: $XDG_CACHE_HOME/certsync/repos/<hash of URL>)")
+	str(&o.GitUsername, "git-username", "certsync", "HTTPS username (with a token, any non-empty name)")
+	str(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTPS password or token (or set CERTSYNC_GIT_PASSWORD / CERTSYNC_GIT_TOKEN)")
+	str(&o.GitSSHKeyFile, "git-ssh-key-file", "", "SSH private key for ssh:// URLs")
+	str(&o.GitKnownHostsFile, "git-known-hosts-file", "", "known_hosts file for SSH host verification (default ~/.ssh/known_hosts)")
+	boolean(&o.GitInsecureHostKey, "git-insecure-ignore-host-key", false, "accept any SSH host key (unsafe; for testing only)")
+	str(&o.AuthorName, "author-name", "certsync", "commit author name")
+	str(&o.AuthorEmail, "author-email", "certsync@localhost", "commit author email")
+	str(&o.Kubeconfig, "kubeconfig", getenv("KUBECONFIG"), "kubeconfig of the cluster to apply to (default: in-cluster when running in a Pod)")
+	str(&o.KubeContext, "kube-context", "", "kubeconfig context")
+	boolean(&o.NoApply, "no-apply", false, "only commit to Git; never touch a cluster")
+	str(&o.AgeKeyFile, "age-key-file", "", "age identity file for decryption (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt)")
+	str(&o.Cluster, "cluster", "default", "cluster name: Secrets are kept under secrets/<cluster>/")
+	str(&o.HTTP01Addr, "http01-addr", ":8089", "address certsync answers HTTP-01 challenges on")
+	str(&o.DNS01Nameservers, "dns01-recursive-nameservers", "", "comma-separated host:port resolvers for DNS-01 propagation checks")
+	boolean(&o.DNS01CheckPropagation, "dns01-check-propagation", true, "wait until DNS-01 records are visible before asking the CA to validate")
+	str(&o.ACMECAFile, "acme-ca-file", "", "PEM file of extra CAs to trust for the ACME server (private CAs)")
+	fs.IntVar(&o.Concurrency, "concurrency", atoi(envOr(getenv, "concurrency", "8")), "orders in flight at once")
+	boolean(&o.DryRun, "dry-run", false, "print the plan; change nothing")
+	boolean(&o.Once, "once", true, "run one pass and exit (reconcile)")
+	boolean(&o.ForcePrune, "force-prune", false, "prune even when more than --max-prune-share of the Secrets would go")
+	fs.Float64Var(&o.MaxPruneShare, "max-prune-share", 0.10, "largest share of committed Secrets pruned in one pass")
+	fs.DurationVar(&o.Interval, "interval", time.Minute, "time between passes (run)")
+	str(&o.LogFormat, "log-format", "text", "text or json")
+	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	return fs
+}
+
+func envOr(getenv func(string) string, flagName, def string) string {
+	if v := getenv("CERTSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))); v != "" {
+		return v
+	}
+	return def
+}
+
+func atoi(s string) int {
+	var n int
+	fmt.Sscanf(s, "%d", &n)
+	return n
+}
+
+// cacheDir is where the clone of o.Repo lives between runs.
+func (o *options) cacheDir() string {
+	if o.CacheDir != "" {
+		return o.CacheDir
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	sum := sha256.Sum256([]byte(o.Repo + "#" + o.Branch))
+	return filepath.Join(base, "certsync", "repos", hex.EncodeToString(sum[:8]))
+}

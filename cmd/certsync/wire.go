@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/certsync/certsync/cluster"
+	"github.com/certsync/certsync/declared"
+	"github.com/certsync/certsync/encrypt"
+	"github.com/certsync/certsync/gitsrc"
+	"github.com/certsync/certsync/issuer"
+	"github.com/certsync/certsync/issuer/acme"
+	"github.com/certsync/certsync/reconcile"
+)
+
+// This file connects the packages: each adapter translates one library
+// package's API to the seam the reconciler defines, so the reconciler
+// never sees go-git, sops, lego or client-go.
+
+// gitRepository adapts gitsrc to reconcile.Repository.
+type gitRepository struct{ repo *gitsrc.Repo }
+
+var _ reconcile.Repository = gitRepository{}
+
+func (g gitRepository) Fetch(ctx context.Context) (reconcile.Tree, error) {
+	s, err := g.repo.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (g gitRepository) Pending(ctx context.Context) (int, error) { return g.repo.Pending(ctx) }
+
+func (g gitRepository) Local(ctx context.Context) (reconcile.Tree, error) {
+	s, err := g.repo.Local(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (g gitRepository) Reset(ctx context.Context, to reconcile.Tree) error {
+	s, ok := to.(*gitsrc.Snapshot)
+	if !ok {
+		return fmt.Errorf("reset: not a snapshot of this repository")
+	}
+	return g.repo.Reset(ctx, s)
+}
+
+func (g gitRepository) Commit(ctx context.Context, parent reconcile.Tree, changes []reconcile.FileChange, message string) (reconcile.Tree, error) {
+	s, ok := parent.(*gitsrc.Snapshot)
+	if !ok {
+		return nil, fmt.Errorf("commit: parent is not a snapshot of this repository")
+	}
+	out := make([]gitsrc.Change, len(changes))
+	for i, c := range changes {
+		out[i] = gitsrc.Change{Path: c.Path, Content: c.Content, Delete: c.Delete}
+	}
+	return g.repo.Commit(ctx, s, out, message)
+}
+
+func (g gitRepository) Push(ctx context.Context) error {
+	err := g.repo.Push(ctx)
+	if errors.Is(err, gitsrc.ErrNonFastForward) {
+		return fmt.Errorf("%w: %w", reconcile.ErrPushRace, err)
+	}
+	return err
+}
+
+// clusterApplier adapts cluster.Client to reconcile.Cluster.
+type clusterApplier struct{ c *cluster.Client }
+
+var _ reconcile.Cluster = clusterApplier{}
+
+func (a clusterApplier) Apply(ctx context.Context, s *corev1.Secret) error { return a.c.Apply(ctx, s) }
+func (a clusterApplier) Delete(ctx context.Context, ns, name string) error {
+	return a.c.Delete(ctx, ns, name)
+}
+
+func (a clusterApplier) Observe(ctx context.Context) ([]reconcile.ObservedSecret, error) {
+	obs, err := a.c.Observe(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.ObservedSecret, len(obs))
+	for i, o := range obs {
+		out[i] = reconcile.ObservedSecret{Namespace: o.Namespace, Name: o.Name, Annotations: o.Annotations, Drifted: o.Drifted}
+	}
+	return out, nil
+}
+
+// encrypterFactory builds the SOPS encrypter of a pass from the tree's
+// .sops.yaml and the age identities found at start-up.
+func encrypterFactory(identities []byte, log *slog.Logger) reconcile.NewEncrypter {
+	return func(sopsConfig []byte) (reconcile.Encrypter, error) {
+		return encrypt.New(encrypt.Config{SOPSConfig: sopsConfig, AgeIdentities: identities, Logger: log})
+	}
+}
+
+// issuerFactory builds ACME issuers sharing one HTTP-01 solver.
+func issuerFactory(http01 *acme.HTTP01Solver, dns acme.DNS01Options, roots *x509.CertPool, log *slog.Logger) reconcile.NewIssuer {
+	return func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer) (issuer.Issuer, error) {
+		if iss.ACME == nil {
+			return nil, fmt.Errorf("%w: only ACME issuers are supported", issuer.ErrPermanent)
+		}
+		return acme.New(ctx, acme.Config{
+			Issuer: *iss, AccountKey: accountKey, HTTP01: http01, DNS01: dns,
+			RootCAs: roots, UserAgent: "certsync", Logger: log,
+		})
+	}
+}
+
+// gitAuth reads Git credentials from files and the environment.
+func gitAuth(o *options, getenv func(string) string) (gitsrc.Auth, error) {
+	var a gitsrc.Auth
+	a.Username = o.GitUsername
+	a.Password = getenv("CERTSYNC_GIT_PASSWORD")
+	if t := getenv("CERTSYNC_GIT_TOKEN"); t != "" {
+		a.Password = t
+	}
+	if o.GitPasswordFile != "" {
+		b, err := os.ReadFile(o.GitPasswordFile)
+		if err != nil {
+			return a, fmt.Errorf("read --git-password-file: %w", err)
+		}
+		a.Password = strings.TrimSpace(string(b))
+	}
+	if !strings.HasPrefix(o.Repo, "ssh://") && !strings.Contains(strings.SplitN(o.Repo, "/", 2)[0], "@") {
+		return a, nil
+	}
+	if o.GitSSHKeyFile != "" {
+		b, err := os.ReadFile(o.GitSSHKeyFile)
+		if err != nil {
+			return a, fmt.Errorf("read --git-ssh-key-file: %w", err)
+		}
+		a.SSHKey = b
+	}
+	a.SSHKeyPassphrase = getenv("CERTSYNC_GIT_SSH_KEY_PASSPHRASE")
+	a.InsecureIgnoreHostKey = o.GitInsecureHostKey
+	if !a.InsecureIgnoreHostKey {
+		path := o.GitKnownHostsFile
+		if path == "" {
+			home, _ := os.UserHomeDir()
+			path = filepath.Join(home, ".ssh", "known_hosts")
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return a, fmt.Errorf("read known_hosts %s: %w (SSH host keys are verified: add the host with ssh-keyscan, or point --git-known-hosts-file at a file)", path, err)
+		}
+		a.KnownHosts = b
+	}
+	return a, nil
+}

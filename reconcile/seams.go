@@ -1,0 +1,85 @@
+package reconcile
+
+import (
+	"context"
+	"crypto"
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/certsync/certsync/declared"
+	"github.com/certsync/certsync/issuer"
+)
+
+// Tree is one commit of the repository, read-only.
+type Tree interface {
+	// Commit is the commit hash, "" for a repository without commits.
+	Commit() string
+	// Paths lists every file, sorted.
+	Paths() []string
+	// ReadFile returns a file's content; fs.ErrNotExist when absent.
+	ReadFile(path string) ([]byte, error)
+}
+
+// FileChange writes or deletes one file.
+type FileChange struct {
+	Path    string
+	Content []byte
+	Delete  bool
+}
+
+// ErrPushRace is wrapped by Repository.Push when another writer moved the
+// branch first: the pass fetches, re-plans and tries again.
+var ErrPushRace = errors.New("push lost a race: the remote branch moved")
+
+// Repository is the Git remote certsync reads and writes.
+type Repository interface {
+	// Fetch returns the remote branch head.
+	Fetch(ctx context.Context) (Tree, error)
+	// Pending counts local commits the remote lacks (a push that failed).
+	Pending(ctx context.Context) (int, error)
+	// Local returns the local branch head.
+	Local(ctx context.Context) (Tree, error)
+	// Reset moves the local branch to a tree returned by Fetch.
+	Reset(ctx context.Context, to Tree) error
+	// Commit writes one commit on top of parent.
+	Commit(ctx context.Context, parent Tree, changes []FileChange, message string) (Tree, error)
+	// Push publishes the local branch; never forces.
+	Push(ctx context.Context) error
+}
+
+// Encrypter encrypts files for the recipients the repository's .sops.yaml
+// names for their path, and decrypts them.
+type Encrypter interface {
+	Encrypt(ctx context.Context, path string, plaintext []byte) ([]byte, error)
+	Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error)
+}
+
+// RecipientLister is the optional capability of an Encrypter that can say
+// which recipients a path should be encrypted to; with it, a change of
+// .sops.yaml re-encrypts the affected files.
+type RecipientLister interface {
+	Recipients(path string) ([]string, error)
+}
+
+// NewEncrypter builds the Encrypter for one pass from the content of the
+// repository's .sops.yaml (nil when the repository has none).
+type NewEncrypter func(sopsConfig []byte) (Encrypter, error)
+
+// NewIssuer builds the issuer of a declared Issuer or ClusterIssuer.
+// accountKey is the ACME account key certsync keeps in the repository.
+type NewIssuer func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer) (issuer.Issuer, error)
+
+// ObservedSecret is one certsync-owned Secret in the cluster.
+type ObservedSecret struct {
+	Namespace, Name string
+	Annotations     map[string]string
+	Drifted         bool
+}
+
+// Cluster is the Kubernetes cluster certsync applies to.
+type Cluster interface {
+	Apply(ctx context.Context, s *corev1.Secret) error
+	Observe(ctx context.Context) ([]ObservedSecret, error)
+	Delete(ctx context.Context, namespace, name string) error
+}
