@@ -9,6 +9,7 @@
 //	secrets/<cluster>/<namespace>/<secretName>.yaml   one TLS Secret per cluster it is applied to
 //	accounts/clusterissuers/<privateKeySecretRef>.yaml the ACME account key of a ClusterIssuer
 //	accounts/namespaces/<namespace>/<privateKeySecretRef>.yaml  ... of a namespaced Issuer
+//	requests/renew/<namespace>/<name>.yaml             a manual renewal request (certsync renew)
 //
 // The cluster folder lets one certificate be applied to several clusters,
 // each file encrypted only to that cluster's recipients through path_regex
@@ -39,7 +40,7 @@ const (
 const DefaultCluster = "default"
 
 // OutputDirs are the folders that hold certsync's output, not declarations.
-func OutputDirs() []string { return []string{SecretsDir, AccountsDir} }
+func OutputDirs() []string { return []string{SecretsDir, AccountsDir, "requests/"} }
 
 // SecretPath is where the Secret of a Certificate is kept for one cluster.
 func SecretPath(cluster, namespace, secretName string) string {

@@ -84,6 +84,9 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 			}
 			out.add(a.Path, content)
 			out.secrets[a.Path], out.issued[a.Path] = s, prev.issued[a.Path]
+			if req, ok := p.requests[a.Certificate.Key()]; ok {
+				out.changes[req.Path] = FileChange{Path: req.Path, Delete: true}
+			}
 		case a.Kind == Reencrypt:
 			if err := r.reencrypt(ctx, p, a, out); err != nil {
 				out.problems = append(out.problems, err)

@@ -29,6 +29,7 @@ type outcome struct {
 	secrets  map[string]*corev1.Secret // by path
 	issued   map[string]Issued         // by path
 	problems []error
+	failed   int // orders that failed
 }
 
 func (o *outcome) add(path string, content []byte) {
@@ -75,6 +76,7 @@ func (r *Reconciler) order(ctx context.Context, p *pass, plan Plan) *outcome {
 			key := a.Certificate.Key()
 			if err != nil {
 				r.recordFailure(key, r.cfg.Clock(), err)
+				out.failed++
 				r.log.Error("order failed", "certificate", key, "source", a.Certificate.Source.String(), "progress", fmt.Sprintf("%d/%d", done, len(orders)), "error", err)
 				out.problems = append(out.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
 				return
@@ -83,6 +85,9 @@ func (r *Reconciler) order(ctx context.Context, p *pass, plan Plan) *outcome {
 			r.log.Info("issued", "certificate", key, "serial", iss.Serial, "notAfter", iss.NotAfter, "progress", fmt.Sprintf("%d/%d", done, len(orders)))
 			out.add(a.Path, content)
 			out.secrets[a.Path], out.issued[a.Path] = secret, iss
+			if req, ok := p.requests[key]; ok {
+				out.changes[req.Path] = FileChange{Path: req.Path, Delete: true}
+			}
 		}()
 	}
 	wg.Wait()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
@@ -24,6 +25,8 @@ type pass struct {
 	problems []error
 	// lastPlan is the plan calculated on tree.
 	lastPlan Plan
+	// requests are the manual renewal requests by Certificate key.
+	requests map[string]committed.RenewRequest
 }
 
 func (p *pass) plan() Plan { return p.lastPlan }
@@ -39,7 +42,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", SOPSConfigPath, err)
 	}
-	p := &pass{tree: tree, enc: enc}
+	p := &pass{tree: tree, enc: enc, requests: map[string]committed.RenewRequest{}}
 	p.state = State{
 		Now:          r.cfg.Clock(),
 		Cluster:      r.cfg.ClusterName,
@@ -69,6 +72,17 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 				continue
 			}
 			p.state.Committed[path] = rec
+		case strings.HasPrefix(path, committed.RequestsDir):
+			content, err := tree.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			req, err := committed.ReadRenewRequest(path, content)
+			if err != nil {
+				p.problems = append(p.problems, err)
+				continue
+			}
+			p.requests[req.Certificate] = req
 		case declared.IsManifestPath(path, committed.OutputDirs()):
 			content, err := tree.ReadFile(path)
 			if err != nil {
@@ -78,6 +92,10 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		}
 	}
 	p.set = declared.Parse(files)
+	p.state.RenewRequests = map[string]time.Time{}
+	for key, req := range p.requests {
+		p.state.RenewRequests[key] = req.RequestedAt
+	}
 	p.state.Certificates = p.set.Certificates
 	p.state.BrokenCertificates, p.state.BrokenSources = map[string]bool{}, map[string]bool{}
 	for _, prob := range p.set.Problems {

@@ -80,8 +80,10 @@ type Result struct {
 	Head, Commit string
 	Plan         Plan
 	Issued       []Issued
-	Applied      []string // "namespace/name" of Secrets applied
-	Pruned       []string // paths and Secrets removed
+	// Failed counts orders that failed (their errors are in Problems).
+	Failed  int
+	Applied []string // "namespace/name" of Secrets applied
+	Pruned  []string // paths and Secrets removed
 	// Problems are soft errors: bad declarations, failed orders, Secrets
 	// that could not be decrypted or applied. The pass carried on past them.
 	Problems []error
@@ -139,6 +141,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 
 	orders := r.order(ctx, st, res.Plan)
 	res.Problems = append(res.Problems, orders.problems...)
+	res.Failed = orders.failed
 	final, pushed, err := r.commitAndPush(ctx, st, res, orders)
 	res.Problems = append(res.Problems, pushed.problems[len(orders.problems):]...)
 	if err != nil {

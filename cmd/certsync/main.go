@@ -2,6 +2,9 @@
 // issued, encrypted in that repository, and applied to a cluster.
 //
 //	certsync reconcile --repo URL [--branch main] [--kubeconfig FILE]   one pass
+//	certsync run --repo URL ...                                         the agent
+//	certsync status --repo URL                                          a table, from Git alone
+//	certsync renew NAME | --all | -l key=value                          an audited renewal request
 //	certsync version
 //
 // Every flag can be set as CERTSYNC_<FLAG> in the environment. Run
@@ -36,6 +39,11 @@ SOPS-encrypted in that repository, and applied to a Kubernetes cluster.
 
 Usage:
   certsync reconcile --repo URL [flags]   run one pass (issue, commit, push, apply)
+  certsync run --repo URL [flags]         the agent: passes every --interval, on
+                                          renewal times and on push webhooks
+  certsync status --repo URL              one row per certificate, from Git alone
+  certsync renew [ns/]NAME | --all | -l key=value --repo URL
+                                          commit a renewal request the agent acts on
   certsync version
 
 Run "certsync reconcile -h" for the flags; each can also be set as
@@ -59,6 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "reconcile":
 		return cmdReconcile(ctx, args[1:], getenv, stdout, stderr)
+	case "run":
+		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "renew":
+		return cmdRenew(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "certsync", version)
 		return 0
@@ -124,16 +138,9 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 	if err != nil {
 		return nil, noop, err
 	}
-	auth, err := gitAuth(o, getenv)
+	repo, err := openRepo(ctx, o, getenv, log)
 	if err != nil {
 		return nil, noop, err
-	}
-	repo, err := gitsrc.Open(ctx, gitsrc.Options{
-		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth,
-		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Logger: log,
-	})
-	if err != nil {
-		return nil, noop, fmt.Errorf("open repository: %w", err)
 	}
 	var roots *x509.CertPool
 	if o.ACMECAFile != "" {
@@ -160,7 +167,7 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		dns.RecursiveNameservers = strings.Split(o.DNS01Nameservers, ",")
 	}
 	cfg := reconcile.Config{
-		Repo:        gitRepository{repo},
+		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),
 		Issuers:     issuerFactory(http01, dns, roots, log),
 		ClusterName: o.Cluster,
@@ -182,6 +189,25 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		return nil, noop, err
 	}
 	return rec, cleanup, nil
+}
+
+// openRepo opens (clones or reuses) the repository of o.
+func openRepo(ctx context.Context, o *options, getenv func(string) string, log *slog.Logger) (gitRepository, error) {
+	if o.Repo == "" {
+		return gitRepository{}, errors.New("--repo (or CERTSYNC_REPO) is required: the Git URL of the repository holding the Certificates")
+	}
+	auth, err := gitAuth(o, getenv)
+	if err != nil {
+		return gitRepository{}, err
+	}
+	repo, err := gitsrc.Open(ctx, gitsrc.Options{
+		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth,
+		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Logger: log,
+	})
+	if err != nil {
+		return gitRepository{}, fmt.Errorf("open repository %s: %w", redactURL(o.Repo), err)
+	}
+	return gitRepository{repo}, nil
 }
 
 // serveHTTP01 answers ACME HTTP-01 challenges on addr for every issuer.
