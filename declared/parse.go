@@ -80,9 +80,30 @@ func IsManifestPath(p string, skipPrefixes []string) bool {
 // Parse reads every document of files, then checks the set as a whole:
 // unknown issuers, duplicate names and duplicate secretNames.
 func Parse(files []File) Set {
+	parts := make([]Set, len(files))
+	for i, f := range files {
+		parts[i] = ParseFile(f)
+	}
+	return Combine(parts)
+}
+
+// ParseFile reads the documents of one file without the checks that need
+// the whole repository. Its result depends on the file's content alone, so
+// callers may cache it by content hash and Combine cached parts.
+func ParseFile(f File) Set {
 	var s Set
-	for _, f := range files {
-		parseFile(&s, f)
+	parseFile(&s, f)
+	return s
+}
+
+// Combine joins per-file results and applies the repository-wide checks.
+// The parts are not modified.
+func Combine(parts []Set) Set {
+	var s Set
+	for _, p := range parts {
+		s.Certificates = append(s.Certificates, p.Certificates...)
+		s.Issuers = append(s.Issuers, p.Issuers...)
+		s.Problems = append(s.Problems, p.Problems...)
 	}
 	s.crossCheck()
 	return s

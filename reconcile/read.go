@@ -54,18 +54,15 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Policy:       r.cfg.Policy,
 	}
 	prefix := committed.ClusterPrefix(r.cfg.ClusterName)
-	var files []declared.File
+	cache := r.cache.next(tree)
+	var parts []declared.Set
 	for _, path := range tree.Paths() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		switch {
 		case strings.HasPrefix(path, prefix):
-			content, err := tree.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", path, err)
-			}
-			rec, err := committed.Read(path, content)
+			rec, err := cache.record(path)
 			if err != nil {
 				p.state.Unreadable[path] = err
 				p.problems = append(p.problems, err)
@@ -84,14 +81,15 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			}
 			p.requests[req.Certificate] = req
 		case declared.IsManifestPath(path, committed.OutputDirs()):
-			content, err := tree.ReadFile(path)
+			part, err := cache.declarations(path)
 			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", path, err)
+				return nil, err
 			}
-			files = append(files, declared.File{Path: path, Content: content})
+			parts = append(parts, part)
 		}
 	}
-	p.set = declared.Parse(files)
+	r.cache.store(cache)
+	p.set = declared.Combine(parts)
 	p.state.RenewRequests = map[string]time.Time{}
 	for key, req := range p.requests {
 		p.state.RenewRequests[key] = req.RequestedAt

@@ -41,6 +41,7 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	failures map[string]Failure
+	cache    parseCache
 }
 
 // New checks the configuration and returns a Reconciler.

@@ -1,0 +1,338 @@
+package reconcile
+
+// Unit tests of the runner's control flow with in-memory effects. The
+// end-to-end proof against real Git, Pebble, SOPS and an API server is in
+// cmd/certsync; these pin down the decisions that are hard to provoke there
+// (a push race at an exact moment, a CA failing then recovering).
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io/fs"
+	"math/big"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/declared"
+	"github.com/certsync/certsync/issuer"
+)
+
+// memTree is an immutable map of files.
+type memTree struct {
+	id     string
+	files  map[string][]byte
+	parent *memTree
+}
+
+func (t *memTree) Commit() string { return t.id }
+func (t *memTree) Paths() []string {
+	var out []string
+	for p := range t.files {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+func (t *memTree) ReadFile(p string) ([]byte, error) {
+	b, ok := t.files[p]
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return b, nil
+}
+
+// memRepo is a remote with one branch; beforePush lets a test move the
+// remote between a commit and its push, as a concurrent agent would.
+type memRepo struct {
+	mu         sync.Mutex
+	remote     *memTree
+	local      *memTree
+	n          int
+	beforePush func(r *memRepo)
+	pushes     int
+}
+
+func newMemRepo(files map[string]string) *memRepo {
+	t := &memTree{id: "c0", files: map[string][]byte{}}
+	for p, c := range files {
+		t.files[p] = []byte(c)
+	}
+	return &memRepo{remote: t, local: t}
+}
+
+func (r *memRepo) Fetch(context.Context) (Tree, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.remote, nil
+}
+func (r *memRepo) Local(context.Context) (Tree, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.local, nil
+}
+func (r *memRepo) Pending(context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.local != r.remote {
+		return 1, nil
+	}
+	return 0, nil
+}
+func (r *memRepo) Reset(_ context.Context, to Tree) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.local = to.(*memTree)
+	return nil
+}
+func (r *memRepo) Commit(_ context.Context, parent Tree, changes []FileChange, _ string) (Tree, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	t := &memTree{id: "c" + string(rune('0'+r.n)), files: map[string][]byte{}, parent: parent.(*memTree)}
+	for p, c := range parent.(*memTree).files {
+		t.files[p] = c
+	}
+	for _, ch := range changes {
+		if ch.Delete {
+			delete(t.files, ch.Path)
+		} else {
+			t.files[ch.Path] = ch.Content
+		}
+	}
+	r.local = t
+	return t, nil
+}
+func (r *memRepo) Push(context.Context) error {
+	if r.beforePush != nil {
+		f := r.beforePush
+		r.beforePush = nil
+		f(r)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pushes++
+	if r.remote != r.local && !r.descends(r.local) {
+		return ErrPushRace
+	}
+	r.remote = r.local
+	return nil
+}
+
+// descends reports whether the remote head is an ancestor of t.
+func (r *memRepo) descends(t *memTree) bool {
+	for ; t != nil; t = t.parent {
+		if t == r.remote {
+			return true
+		}
+	}
+	return false
+}
+
+// fakeEnc marks files as encrypted without encrypting: enough for the
+// runner's flow; real SOPS is exercised in encrypt and cmd/certsync.
+type fakeEnc struct{}
+
+const fakeSOPS = "sops:\n  age:\n  - recipient: age1fake\n"
+
+func (fakeEnc) Encrypt(_ context.Context, _ string, plain []byte) ([]byte, error) {
+	return append(append([]byte{}, plain...), fakeSOPS...), nil
+}
+func (fakeEnc) Decrypt(_ context.Context, _ string, c []byte) ([]byte, error) {
+	return bytes.TrimSuffix(c, []byte(fakeSOPS)), nil
+}
+
+// testCA signs every CSR; failNext makes the next orders fail.
+type testCA struct {
+	mu       sync.Mutex
+	key      crypto.Signer
+	cert     *x509.Certificate
+	orders   int
+	failNext int
+}
+
+func newTestCA(t *testing.T) *testCA {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{key: key, cert: cert}
+}
+
+func (ca *testCA) Issue(_ context.Context, req issuer.Request) (*issuer.Certificate, error) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	ca.orders++
+	if ca.failNext > 0 {
+		ca.failNext--
+		return nil, &issuer.RetryAfterError{Err: errors.New("rateLimited"), RetryAfter: t0.Add(3 * time.Hour)}
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(ca.orders + 100)), Subject: req.CSR.Subject, DNSNames: req.CSR.DNSNames, NotBefore: t0, NotAfter: t0.Add(90 * 24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, req.CSR.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &issuer.Certificate{ChainPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Leaf: leaf}, nil
+}
+
+const testIssuer = `apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: le}
+spec:
+  acme:
+    server: https://acme.test/dir
+    privateKeySecretRef: {name: le-account}
+    solvers: [{http01: {}}]
+`
+
+func testCert(name string) string {
+	return `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: ` + name + `, namespace: ns}
+spec:
+  secretName: ` + name + `-tls
+  dnsNames: [` + name + `.example.test]
+  privateKey: {algorithm: ECDSA}
+  issuerRef: {name: le, kind: ClusterIssuer}
+`
+}
+
+func newTestReconciler(t *testing.T, repo *memRepo, ca *testCA, now *time.Time) *Reconciler {
+	t.Helper()
+	r, err := New(Config{
+		Repo:       repo,
+		Encryption: func([]byte) (Encrypter, error) { return fakeEnc{}, nil },
+		Issuers: func(context.Context, *declared.Issuer, crypto.Signer) (issuer.Issuer, error) {
+			return ca, nil
+		},
+		Clock: func() time.Time { return *now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestReconcileLostRaceReusesOrders(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b")})
+	ca := newTestCA(t)
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	// Another writer pushes an unrelated file between our commit and push.
+	repo.beforePush = func(r *memRepo) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		t2 := &memTree{id: "other", files: map[string][]byte{}, parent: r.remote}
+		for p, c := range r.remote.files {
+			t2.files[p] = c
+		}
+		t2.files["README.md"] = []byte("edited by someone else")
+		r.remote = t2
+	}
+	res, err := r.Reconcile(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.orders != 2 || len(res.Issued) != 2 || repo.pushes != 2 {
+		t.Fatalf("orders %d, issued %d, pushes %d: a lost race must re-commit without ordering again", ca.orders, len(res.Issued), repo.pushes)
+	}
+	for _, p := range []string{"README.md", "secrets/default/ns/a-tls.yaml", "secrets/default/ns/b-tls.yaml", "accounts/clusterissuers/le-account.yaml"} {
+		if _, err := repo.remote.ReadFile(p); err != nil {
+			t.Errorf("%s missing on the remote after the retry", p)
+		}
+	}
+	// Nothing due now: a second pass changes nothing.
+	res, err = r.Reconcile(context.Background(), Options{})
+	if err != nil || res.Commit != "" || ca.orders != 2 {
+		t.Fatalf("second pass: err %v, commit %q, orders %d", err, res.Commit, ca.orders)
+	}
+}
+
+func TestReconcileRaceAgainstSameCertificate(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a")})
+	ca := newTestCA(t)
+	now := t0
+	mine := newTestReconciler(t, repo, ca, &now)
+	// The other agent issues and pushes the same certificate first.
+	repo.beforePush = func(r *memRepo) {
+		other := newTestReconciler(t, r, ca, &now)
+		saved := r.local
+		r.local = r.remote
+		if _, err := other.Reconcile(context.Background(), Options{}); err != nil {
+			t.Error(err)
+		}
+		r.local = saved
+	}
+	res, err := mine.Reconcile(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Issued) != 0 || res.Commit != "" {
+		t.Fatalf("the other agent already committed a/a-tls: ours must be dropped, got issued %v commit %q", res.Issued, res.Commit)
+	}
+}
+
+func TestReconcileBacksOffAfterFailure(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b")})
+	ca := newTestCA(t)
+	ca.failNext = 1
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	res, err := r.Reconcile(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Issued) != 1 || res.Failed != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Error(), "rateLimited") {
+		t.Fatalf("one failure must not stop the other certificate: issued %d failed %d problems %v", len(res.Issued), res.Failed, res.Problems)
+	}
+	orders := ca.orders
+	now = t0.Add(2 * time.Hour) // Retry-After says 3h
+	res, _ = r.Reconcile(context.Background(), Options{})
+	if ca.orders != orders || res.Plan.Count(Wait) != 1 {
+		t.Fatalf("ordered again before Retry-After: orders %d→%d, plan %s", orders, ca.orders, kinds(res.Plan))
+	}
+	now = t0.Add(3 * time.Hour)
+	res, _ = r.Reconcile(context.Background(), Options{})
+	if len(res.Issued) != 1 {
+		t.Fatalf("not retried after Retry-After: %s", kinds(res.Plan))
+	}
+}
+
+func TestRenewalRequest(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b")})
+	ca := newTestCA(t)
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	if _, err := r.Reconcile(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(time.Hour)
+	match, _ := MatchSelector("a", "ns", false, "")
+	keys, _, err := RequestRenewal(context.Background(), repo, match, "alice@laptop", now)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("request: %v %v", keys, err)
+	}
+	now = t0.Add(2 * time.Hour)
+	res, err := r.Reconcile(context.Background(), Options{})
+	if err != nil || len(res.Issued) != 1 || res.Issued[0].Certificate != "ns/a" || !strings.Contains(res.Issued[0].Reason, "requested") {
+		t.Fatalf("requested renewal not done: %v %+v", err, res.Issued)
+	}
+	if _, err := repo.remote.ReadFile(committed.RenewRequestPath("ns", "a")); err == nil {
+		t.Fatal("the request file must be removed with the renewal")
+	}
+}
