@@ -31,6 +31,9 @@ type Config struct {
 	PushAttempts int
 	Policy       Policy
 	Logger       *slog.Logger
+	// Failures restores the backoff state saved by an earlier process
+	// (Reconciler.Failures), so a restart does not hammer a failing CA.
+	Failures map[string]Failure
 }
 
 // Reconciler runs passes. It remembers order failures between passes, so
@@ -65,7 +68,11 @@ func New(cfg Config) (*Reconciler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{cfg: cfg, log: log, failures: map[string]Failure{}}, nil
+	failures := map[string]Failure{}
+	for k, v := range cfg.Failures {
+		failures[k] = v
+	}
+	return &Reconciler{cfg: cfg, log: log, failures: failures}, nil
 }
 
 // Options change one pass.
@@ -207,6 +214,9 @@ func (r *Reconciler) clearFailure(key string) {
 	defer r.mu.Unlock()
 	delete(r.failures, key)
 }
+
+// Failures returns the current backoff state, to be saved across restarts.
+func (r *Reconciler) Failures() map[string]Failure { return r.failureSnapshot() }
 
 func (r *Reconciler) failureSnapshot() map[string]Failure {
 	r.mu.Lock()

@@ -124,7 +124,13 @@ func reconcileOnce(ctx context.Context, o *options, getenv func(string) string, 
 		return nil, err
 	}
 	defer cleanup()
-	return rec.Reconcile(ctx, reconcile.Options{DryRun: o.DryRun})
+	res, err := rec.Reconcile(ctx, reconcile.Options{DryRun: o.DryRun})
+	if !o.DryRun {
+		if serr := saveFailures(o.stateDir(), rec.Failures()); serr != nil {
+			log.Warn("backoff state not saved", "error", serr)
+		}
+	}
+	return res, err
 }
 
 // build wires the reconciler: Git, SOPS, ACME (with the HTTP-01 listener)
@@ -166,7 +172,13 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 	if o.DNS01Nameservers != "" {
 		dns.RecursiveNameservers = strings.Split(o.DNS01Nameservers, ",")
 	}
+	failures, err := loadFailures(o.stateDir())
+	if err != nil {
+		cleanup()
+		return nil, noop, err
+	}
 	cfg := reconcile.Config{
+		Failures:    failures,
 		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),
 		Issuers:     issuerFactory(http01, dns, roots, log),

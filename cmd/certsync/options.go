@@ -110,3 +110,6 @@ func (o *options) cacheDir() string {
 	sum := sha256.Sum256([]byte(o.Repo + "#" + o.Branch))
 	return filepath.Join(base, "certsync", "repos", hex.EncodeToString(sum[:8]))
 }
+
+// stateDir holds what the agent keeps between runs besides the clone.
+func (o *options) stateDir() string { return o.cacheDir() + ".state" }

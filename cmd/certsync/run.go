@@ -146,6 +146,9 @@ func passes(ctx context.Context, rec *reconcile.Reconciler, o *options, d *daemo
 		stop()
 		cancel()
 		record(m, res, err, time.Since(start))
+		if serr := saveFailures(o.stateDir(), rec.Failures()); serr != nil {
+			log.Warn("backoff state not saved", "error", serr)
+		}
 		if err != nil {
 			log.Error("pass failed; retrying next interval", "error", err)
 		} else {
