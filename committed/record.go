@@ -35,8 +35,9 @@ type Certificate struct {
 	RenewalWindowStart time.Time
 	RenewalWindowEnd   time.Time
 
-	// Recipients are the keys the file is encrypted to (age recipients and
-	// the identifiers of other key types), sorted.
+	// Recipients are the age recipients ("age1…") and PGP fingerprints
+	// ("pgp:…") the file is encrypted to, sorted. Cloud KMS keys are not
+	// compared and not listed.
 	Recipients []string
 
 	// Annotations and Labels are the Secret's metadata as committed.
@@ -60,17 +61,6 @@ type file struct {
 		PGP []struct {
 			FP string `yaml:"fp"`
 		} `yaml:"pgp"`
-		KMS []struct {
-			ARN string `yaml:"arn"`
-		} `yaml:"kms"`
-		GCPKMS []struct {
-			ResourceID string `yaml:"resource_id"`
-		} `yaml:"gcp_kms"`
-		AzureKV []struct {
-			VaultURL string `yaml:"vaultUrl"`
-			Name     string `yaml:"name"`
-		} `yaml:"azure_kv"`
-		KeyGroups []yaml.Node `yaml:"key_groups"`
 	} `yaml:"sops"`
 }
 
@@ -128,15 +118,6 @@ func (f *file) recipients() []string {
 	}
 	for _, k := range f.SOPS.PGP {
 		out = append(out, "pgp:"+k.FP)
-	}
-	for _, k := range f.SOPS.KMS {
-		out = append(out, "kms:"+k.ARN)
-	}
-	for _, k := range f.SOPS.GCPKMS {
-		out = append(out, "gcp_kms:"+k.ResourceID)
-	}
-	for _, k := range f.SOPS.AzureKV {
-		out = append(out, "azure_kv:"+k.VaultURL+"/"+k.Name)
 	}
 	sort.Strings(out)
 	return out
