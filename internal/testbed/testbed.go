@@ -72,3 +72,5 @@ func Git(t TB) string {
 	}
 	return p
 }
+
+func fmtSscan(s string, args ...any) (int, error) { return fmt.Sscan(s, args...) }

@@ -1,0 +1,289 @@
+// Package gitsrc is certsync's only contact with Git: it fetches one branch
+// of a remote into a local bare repository, gives read-only snapshots of
+// commits, writes commits without a worktree, and pushes without ever
+// forcing.
+//
+// The local repository lives in a directory that survives restarts, so a
+// commit whose push failed (the remote was away) is still there to push on
+// the next pass. Trees are built directly in the object store: writing
+// 1,000 files costs milliseconds, not a worktree checkout.
+//
+// A push that loses a race returns an error wrapping ErrNonFastForward; the
+// caller fetches, plans again and commits on the new head.
+package gitsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// ErrNonFastForward is wrapped by Push when the remote branch moved since
+// the commit's parent was fetched.
+var ErrNonFastForward = errors.New("remote branch moved (non-fast-forward)")
+
+// Signature is a commit author.
+type Signature struct{ Name, Email string }
+
+// Options configure a Repo.
+type Options struct {
+	URL, Branch string
+	// Dir holds the local bare repository; created when missing.
+	Dir  string
+	Auth Auth
+	// Author signs certsync's commits. Default: certsync <certsync@localhost>.
+	Author Signature
+	Logger *slog.Logger
+}
+
+// Repo is one branch of one remote.
+type Repo struct {
+	opts   Options
+	repo   *git.Repository
+	auth   transport.AuthMethod
+	log    *slog.Logger
+	branch plumbing.ReferenceName
+	remote plumbing.ReferenceName
+}
+
+const remoteName = "origin"
+
+// Open prepares the local repository and checks that the remote answers.
+func Open(ctx context.Context, opts Options) (*Repo, error) {
+	if opts.URL == "" || opts.Branch == "" || opts.Dir == "" {
+		return nil, errors.New("gitsrc: URL, Branch and Dir are required")
+	}
+	if opts.Author.Name == "" {
+		opts.Author = Signature{Name: "certsync", Email: "certsync@localhost"}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Repo{opts: opts, log: log,
+		branch: plumbing.NewBranchReferenceName(opts.Branch),
+		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch)}
+	var err error
+	if r.auth, err = opts.Auth.method(opts.URL, opts.Dir); err != nil {
+		return nil, err
+	}
+	r.repo, err = git.PlainOpen(opts.Dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
+		}
+		r.repo, err = git.PlainInit(opts.Dir, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open local repository %s: %w", opts.Dir, err)
+	}
+	if err := r.configure(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// configure points origin at the URL (it may have changed between runs)
+// and turns off delta search: certsync's files are small and encrypted,
+// so deltas save little and cost most of a push.
+func (r *Repo) configure() error {
+	cfg, err := r.repo.Config()
+	if err != nil {
+		return fmt.Errorf("read repository config: %w", err)
+	}
+	cfg.Remotes[remoteName] = &config.RemoteConfig{
+		Name:  remoteName,
+		URLs:  []string{r.opts.URL},
+		Fetch: []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.remote))},
+	}
+	cfg.Pack.Window = 0
+	if err := r.repo.SetConfig(cfg); err != nil {
+		return fmt.Errorf("write repository config: %w", err)
+	}
+	return nil
+}
+
+// Fetch fetches the branch and returns the remote head. The local branch
+// follows it unless it holds commits the remote lacks (see Pending).
+func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
+	start := time.Now()
+	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.remote))},
+		Auth:       r.auth,
+		Force:      true,
+		Tags:       git.NoTags,
+	})
+	switch {
+	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.As(err, new(git.NoMatchingRefSpecError)):
+		// A new repository, or a branch nobody pushed yet: the first
+		// commit creates it.
+		if err := r.repo.Storer.RemoveReference(r.remote); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, r.explain("fetch", err)
+	}
+	remote, err := r.snapshotOf(r.remote)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := r.Pending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if pending == 0 {
+		if err := r.Reset(ctx, remote); err != nil {
+			return nil, err
+		}
+	}
+	r.log.Debug("fetched", "branch", r.opts.Branch, "commit", remote.Commit(), "took", time.Since(start).Round(time.Millisecond))
+	return remote, nil
+}
+
+// Local returns the local branch head.
+func (r *Repo) Local(ctx context.Context) (*Snapshot, error) { return r.snapshotOf(r.branch) }
+
+// Pending counts local commits that the remote branch lacks.
+func (r *Repo) Pending(ctx context.Context) (int, error) {
+	local, err := r.refHash(r.branch)
+	if err != nil || local.IsZero() {
+		return 0, err
+	}
+	remote, err := r.refHash(r.remote)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for h := local; !h.IsZero() && h != remote; {
+		c, err := r.repo.CommitObject(h)
+		if err != nil {
+			return 0, fmt.Errorf("walk local commits: %w", err)
+		}
+		n++
+		if len(c.ParentHashes) == 0 {
+			break
+		}
+		h = c.ParentHashes[0]
+	}
+	return n, nil
+}
+
+// Reset moves the local branch to a snapshot.
+func (r *Repo) Reset(ctx context.Context, to *Snapshot) error {
+	if to.hash.IsZero() {
+		err := r.repo.Storer.RemoveReference(r.branch)
+		if err != nil && !errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return err
+		}
+		return nil
+	}
+	return r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, to.hash))
+}
+
+// Push publishes the local branch; it never forces.
+func (r *Repo) Push(ctx context.Context) error {
+	start := time.Now()
+	err := r.repo.PushContext(ctx, &git.PushOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", r.branch, r.branch))},
+		Auth:       r.auth,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, git.NoErrAlreadyUpToDate):
+		return nil
+	case lostRace(err):
+		return fmt.Errorf("push %s: %w", r.opts.Branch, ErrNonFastForward)
+	default:
+		return r.explain("push", err)
+	}
+	// The remote now has our head: record it so Pending is 0.
+	head, err := r.refHash(r.branch)
+	if err != nil {
+		return err
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, head)); err != nil {
+		return err
+	}
+	r.log.Debug("pushed", "branch", r.opts.Branch, "commit", head.String(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// lostRace recognises a push refused because the branch moved: go-git
+// detects it client-side ("non-fast-forward update"); the server reports
+// a writer that slipped in between go-git's check and its own ref update
+// ("failed to update ref", "cannot lock ref", "fetch first").
+func lostRace(err error) bool {
+	if errors.Is(err, git.ErrForceNeeded) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"non-fast-forward", "failed to update ref", "cannot lock ref", "fetch first"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// explain turns transport errors into what the user should check.
+func (r *Repo) explain(op string, err error) error {
+	where := redact(r.opts.URL)
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
+		return fmt.Errorf("%s %s: %w: check the username and password/token (CERTSYNC_GIT_PASSWORD, --git-password-file) and that it may write to the repository", op, where, err)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("%s %s: %w: check --repo", op, where, err)
+	case strings.Contains(err.Error(), "knownhosts"), strings.Contains(err.Error(), "host key"):
+		return fmt.Errorf("%s %s: %w", op, where, err)
+	}
+	return fmt.Errorf("%s %s: %w (is the Git server reachable?)", op, where, err)
+}
+
+func (r *Repo) refHash(name plumbing.ReferenceName) (plumbing.Hash, error) {
+	ref, err := r.repo.Reference(name, true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return ref.Hash(), nil
+}
+
+func (r *Repo) snapshotOf(name plumbing.ReferenceName) (*Snapshot, error) {
+	h, err := r.refHash(name)
+	if err != nil {
+		return nil, err
+	}
+	return r.snapshot(h)
+}
+
+func (r *Repo) signature() object.Signature {
+	return object.Signature{Name: r.opts.Author.Name, Email: r.opts.Author.Email, When: time.Now()}
+}
+
+// redact removes credentials from a URL before it appears in an error.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, hasPassword := u.User.Password(); hasPassword {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
+}
