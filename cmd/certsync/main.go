@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -148,15 +147,10 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 	if err != nil {
 		return nil, noop, err
 	}
-	var roots *x509.CertPool
+	var extraRoots []byte
 	if o.ACMECAFile != "" {
-		pemBytes, err := os.ReadFile(o.ACMECAFile)
-		if err != nil {
+		if extraRoots, err = os.ReadFile(o.ACMECAFile); err != nil {
 			return nil, noop, fmt.Errorf("read --acme-ca-file: %w", err)
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pemBytes) {
-			return nil, noop, fmt.Errorf("--acme-ca-file %s holds no PEM certificate", o.ACMECAFile)
 		}
 	}
 	http01 := acme.NewHTTP01Solver()
@@ -181,7 +175,7 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		Failures:    failures,
 		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),
-		Issuers:     issuerFactory(http01, dns, roots, log),
+		Issuers:     issuerFactory(http01, dns, extraRoots, log),
 		ClusterName: o.Cluster,
 		Concurrency: o.Concurrency,
 		Policy:      reconcile.Policy{MaxPruneShare: o.MaxPruneShare, ForcePrune: o.ForcePrune},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,14 +107,14 @@ func encrypterFactory(identities []byte, log *slog.Logger) reconcile.NewEncrypte
 }
 
 // issuerFactory builds ACME issuers sharing one HTTP-01 solver.
-func issuerFactory(http01 *acme.HTTP01Solver, dns acme.DNS01Options, roots *x509.CertPool, log *slog.Logger) reconcile.NewIssuer {
+func issuerFactory(http01 *acme.HTTP01Solver, dns acme.DNS01Options, extraRootsPEM []byte, log *slog.Logger) reconcile.NewIssuer {
 	return func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer) (issuer.Issuer, error) {
 		if iss.ACME == nil {
 			return nil, fmt.Errorf("%w: only ACME issuers are supported", issuer.ErrPermanent)
 		}
 		return acme.New(ctx, acme.Config{
 			Issuer: *iss, AccountKey: accountKey, HTTP01: http01, DNS01: dns,
-			RootCAs: roots, UserAgent: "certsync", Logger: log,
+			ExtraRootsPEM: extraRootsPEM, UserAgent: "certsync", Logger: log,
 		})
 	}
 }

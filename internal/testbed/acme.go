@@ -1,0 +1,238 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/letsencrypt/challtestsrv"
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+)
+
+// ACMEOptions configure the test CA.
+type ACMEOptions struct {
+	// HTTP01Port is the port Pebble's VA dials for HTTP-01: where the
+	// certsync under test answers challenges.
+	HTTP01Port int
+	// CertValidity is the lifetime of issued certificates. Default: 90 days.
+	CertValidity time.Duration
+}
+
+// ACME is Pebble, Let's Encrypt's test CA, running in-process with
+// challtestsrv as the DNS server its VA asks: every name resolves to
+// 127.0.0.1 and TXT records are set through HTTPReqURL.
+type ACME struct {
+	DirectoryURL string
+	// ServerCAPEM is the certificate of the HTTPS server: trust it to talk
+	// to DirectoryURL.
+	ServerCAPEM []byte
+	// DNSAddr is the DNS server ("127.0.0.1:PORT") for DNS-01 lookups.
+	DNSAddr string
+	// HTTPReqURL speaks lego's httpreq DNS provider protocol (POST /present
+	// and /cleanup with {"fqdn","value"}) and sets TXT records in the DNS
+	// server: tests use lego's real "httpreq" provider against it.
+	HTTPReqURL string
+
+	ca      *ca.CAImpl
+	db      *db.MemoryStore
+	dns     *challtestsrv.ChallSrv
+	orders  atomic.Int64
+	mu      sync.Mutex
+	failing []injectedFailure
+}
+
+type injectedFailure struct {
+	status     int
+	problem    string
+	retryAfter time.Duration
+}
+
+// challtestsrv registers on miekg/dns's global handler: one per process.
+var acmeRunning atomic.Bool
+
+// StartACME starts the CA. Only one may run per process.
+func StartACME(t TB, opts ACMEOptions) *ACME {
+	t.Helper()
+	if !acmeRunning.CompareAndSwap(false, true) {
+		t.Fatalf("StartACME: a test CA is already running in this process (challtestsrv allows one); share it")
+	}
+	t.Cleanup(func() { acmeRunning.Store(false) })
+	// Pebble reads these at construction; they are test-only knobs:
+	// validate at once, never reject a good nonce, never reuse an authz.
+	os.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	os.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	os.Setenv("PEBBLE_AUTHZREUSE", "0")
+
+	a := &ACME{}
+	dnsAddr := freeLoopback(t)
+	srv, err := challtestsrv.New(challtestsrv.Config{DNSAddrs: []string{dnsAddr}, Log: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatalf("challtestsrv: %v", err)
+	}
+	srv.SetDefaultDNSIPv4("127.0.0.1")
+	srv.SetDefaultDNSIPv6("")
+	go srv.Run()
+	t.Cleanup(srv.Shutdown)
+	a.dns, a.DNSAddr = srv, dnsAddr
+	waitForDNS(t, dnsAddr)
+
+	logger := log.New(io.Discard, "pebble ", 0)
+	validity := uint64(opts.CertValidity / time.Second)
+	a.db = db.NewMemoryStore()
+	a.ca = ca.New(logger, a.db, "", "rsa", 0, 1, map[string]ca.Profile{
+		"default": {Description: "certsync tests", ValidityPeriod: validity},
+	})
+	v := va.New(logger, opts.HTTP01Port, 0, false, dnsAddr, a.db)
+	w := wfe.New(logger, a.db, v, a.ca, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	server := httptest.NewTLSServer(a.wrap(w.Handler()))
+	t.Cleanup(server.Close)
+	a.DirectoryURL = server.URL + wfe.DirectoryPath
+	a.ServerCAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: server.Certificate().Raw})
+
+	hook := httptest.NewServer(http.HandlerFunc(a.httpreq))
+	t.Cleanup(hook.Close)
+	a.HTTPReqURL = hook.URL
+	return a
+}
+
+// wrap counts orders, injects failures, and answers a challenge POST only
+// once the VA has finished with it. Pebble otherwise answers "processing"
+// and lego's first poll waits 5 s per order.
+func (a *ACME) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/order-plz":
+			if f, ok := a.nextFailure(); ok {
+				w.Header().Set("Content-Type", "application/problem+json")
+				if f.retryAfter > 0 {
+					w.Header().Set("Retry-After", fmt.Sprint(int(f.retryAfter.Seconds())))
+				}
+				w.WriteHeader(f.status)
+				json.NewEncoder(w).Encode(map[string]any{"type": f.problem, "detail": "injected by the test", "status": f.status})
+				return
+			}
+			a.orders.Add(1)
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/chalZ/"):
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			body := a.awaitChallenge(strings.TrimPrefix(r.URL.Path, "/chalZ/"), rec.Body.Bytes())
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.Code)
+			w.Write(body)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// awaitChallenge waits (bounded) for the VA's verdict and rewrites the
+// status in the response body to it.
+func (a *ACME) awaitChallenge(id string, body []byte) []byte {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ch := a.db.GetChallengeByID(id)
+		if ch == nil {
+			return body
+		}
+		ch.RLock()
+		status := ch.Status
+		ch.RUnlock()
+		if status == "valid" || status == "invalid" {
+			return bytes.Replace(body, []byte(`"status": "processing"`), []byte(`"status": "`+status+`"`), 1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return body
+}
+
+// Fail makes the next n newOrder requests fail with an ACME problem
+// (e.g. 429 "urn:ietf:params:acme:error:rateLimited"), with Retry-After.
+func (a *ACME) Fail(n, status int, problemType string, retryAfter time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for range n {
+		a.failing = append(a.failing, injectedFailure{status, problemType, retryAfter})
+	}
+}
+
+func (a *ACME) nextFailure() (injectedFailure, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.failing) == 0 {
+		return injectedFailure{}, false
+	}
+	f := a.failing[0]
+	a.failing = a.failing[1:]
+	return f, true
+}
+
+// Orders counts newOrder requests served.
+func (a *ACME) Orders() int { return int(a.orders.Load()) }
+
+// RootsPEM is the root the issued chains lead to.
+func (a *ACME) RootsPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ca.GetRootCert(0).Cert.Raw})
+}
+
+// httpreq implements lego's httpreq provider protocol on challtestsrv.
+func (a *ACME) httpreq(w http.ResponseWriter, r *http.Request) {
+	var msg struct{ FQDN, Value string }
+	if err := json.NewDecoder(r.Body).Decode(&msg); err != nil || msg.FQDN == "" {
+		http.Error(w, "want {fqdn, value}", http.StatusBadRequest)
+		return
+	}
+	switch r.URL.Path {
+	case "/present":
+		a.dns.AddDNSTXTRecord(msg.FQDN, msg.Value)
+	case "/cleanup":
+		a.dns.DeleteDNSTXTRecord(msg.FQDN)
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func freeLoopback(t TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitForDNS polls until challtestsrv answers: it has no ready signal.
+func waitForDNS(t TB, addr string) {
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("ready.test.", dns.TypeA)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if _, _, err := c.ExchangeContext(ctx, m, addr); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("challtestsrv DNS on %s did not answer", addr)
+}
