@@ -1,0 +1,224 @@
+// Package cluster puts certsync's Secrets into a Kubernetes cluster and
+// reports which ones it owns.
+//
+// Secrets are server-side applied with field manager "certsync" and the
+// label app.kubernetes.io/managed-by=certsync. certsync deletes only Secrets
+// that carry that label, so it can never remove a Secret it did not create.
+// Apply also records a hash of the Secret's type and data; Observe compares
+// it with the live data to tell a Secret edited by hand (drift) without
+// keeping anything outside the cluster.
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	// FieldManager owns the fields certsync applies.
+	FieldManager = "certsync"
+	// ManagedByLabel marks certsync's Secrets (value ManagedByValue).
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "certsync"
+	// AppliedHashAnnotation is a SHA-256 over the Secret's type and data
+	// as applied; a live Secret whose data no longer matches it drifted.
+	AppliedHashAnnotation = "certsync.io/applied-data-hash"
+)
+
+// Client talks to one cluster.
+type Client struct {
+	cs kubernetes.Interface
+}
+
+// NewFromKubeconfig connects with a kubeconfig file; an empty path means
+// in-cluster configuration, then $KUBECONFIG and ~/.kube/config.
+func NewFromKubeconfig(path, context string) (*Client, error) {
+	var cfg *rest.Config
+	var err error
+	if path == "" {
+		cfg, err = rest.InClusterConfig()
+	}
+	if path != "" || err != nil {
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		rules.ExplicitPath = path
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %q: %w", path, err)
+	}
+	return NewForConfig(cfg)
+}
+
+// NewForConfig connects with a rest.Config.
+func NewForConfig(cfg *rest.Config) (*Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "certsync"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return &Client{cs: cs}, nil
+}
+
+// DataHash is the hash Apply records: over type and data, keys sorted.
+func DataHash(typ corev1.SecretType, data map[string][]byte) string {
+	h := sha256.New()
+	h.Write([]byte(typ))
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write(data[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Apply server-side-applies s with certsync's ownership label and data hash.
+func (c *Client) Apply(ctx context.Context, s *corev1.Secret) error {
+	labels := map[string]string{ManagedByLabel: ManagedByValue}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	ann := map[string]string{AppliedHashAnnotation: DataHash(s.Type, s.Data)}
+	for k, v := range s.Annotations {
+		ann[k] = v
+	}
+	ac := corev1ac.Secret(s.Name, s.Namespace).
+		WithType(s.Type).WithData(s.Data).WithLabels(labels).WithAnnotations(ann)
+	_, err := c.cs.CoreV1().Secrets(s.Namespace).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("namespace %q does not exist: create it (certsync applies Secrets into existing namespaces only)", s.Namespace)
+	}
+	if err != nil {
+		return fmt.Errorf("apply Secret %s/%s: %w", s.Namespace, s.Name, scrub(err))
+	}
+	return nil
+}
+
+// Observed is what certsync needs to know about one Secret it owns; the
+// data stays in this package.
+type Observed struct {
+	Namespace, Name     string
+	Labels, Annotations map[string]string
+	// Drifted: the data no longer matches what certsync applied.
+	Drifted bool
+}
+
+// Observe lists the Secrets carrying certsync's label, in the given
+// namespaces or all of them (nil), page by page.
+func (c *Client) Observe(ctx context.Context, namespaces []string) ([]Observed, error) {
+	if namespaces == nil {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	var out []Observed
+	for _, ns := range namespaces {
+		opts := metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedByValue, Limit: 500}
+		for {
+			list, err := c.cs.CoreV1().Secrets(ns).List(ctx, opts)
+			if err != nil {
+				return nil, fmt.Errorf("list Secrets: %w", scrub(err))
+			}
+			for i := range list.Items {
+				s := &list.Items[i]
+				out = append(out, Observed{
+					Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, Annotations: s.Annotations,
+					Drifted: s.Annotations[AppliedHashAnnotation] != DataHash(s.Type, s.Data),
+				})
+			}
+			if list.Continue == "" {
+				break
+			}
+			opts.Continue = list.Continue
+		}
+	}
+	return out, nil
+}
+
+// Get returns a Secret (tests, the demo table).
+func (c *Client) Get(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	s, err := c.cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get Secret %s/%s: %w", namespace, name, scrub(err))
+	}
+	return s, nil
+}
+
+// ErrNotOwned is returned when asked to delete a Secret certsync did not
+// create.
+var ErrNotOwned = errors.New("Secret is not managed by certsync (no app.kubernetes.io/managed-by=certsync label); refusing to delete it")
+
+// Delete removes an owned Secret. A Secret that is already gone is fine.
+func (c *Client) Delete(ctx context.Context, namespace, name string) error {
+	s, err := c.cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete Secret %s/%s: %w", namespace, name, scrub(err))
+	}
+	if s.Labels[ManagedByLabel] != ManagedByValue {
+		return fmt.Errorf("delete Secret %s/%s: %w", namespace, name, ErrNotOwned)
+	}
+	uid := s.UID
+	err = c.cs.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Secret %s/%s: %w", namespace, name, scrub(err))
+	}
+	return nil
+}
+
+// Event records a Kubernetes Event on a Secret (reasons Issued, Renewed,
+// Failed), as cert-manager does on its Certificates.
+func (c *Client) Event(ctx context.Context, namespace, secretName, eventType, reason, message string) error {
+	now := metav1.NewTime(time.Now())
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: secretName + ".", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Secret", APIVersion: "v1", Namespace: namespace, Name: secretName},
+		Type:           eventType, Reason: reason, Message: message,
+		Source:         corev1.EventSource{Component: "certsync"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "certsync.io/certsync", ReportingInstance: "certsync",
+	}
+	if _, err := c.cs.CoreV1().Events(namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("record event on Secret %s/%s: %w", namespace, secretName, scrub(err))
+	}
+	return nil
+}
+
+// IsTransient reports errors worth retrying: the API server unreachable,
+// overloaded or in conflict, as opposed to forbidden or invalid.
+func IsTransient(err error) bool {
+	switch {
+	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsUnauthorized(err), errors.Is(err, ErrNotOwned):
+		return false
+	}
+	return true
+}
+
+// scrub keeps API errors from echoing a Secret's data back: status
+// errors carry a message only, but an invalid object could be quoted.
+func scrub(err error) error {
+	var se *apierrors.StatusError
+	if errors.As(err, &se) && apierrors.IsInvalid(err) {
+		return fmt.Errorf("the API server rejected the Secret as invalid (%s)", se.ErrStatus.Reason)
+	}
+	return err
+}

@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/certsync/certsync/internal/testbed"
+)
+
+var api *testbed.APIServer
+
+type mainTB struct{ cleanups []func() }
+
+func (m *mainTB) Helper()                        {}
+func (m *mainTB) Cleanup(f func())               { m.cleanups = append(m.cleanups, f) }
+func (m *mainTB) Logf(string, ...any)            {}
+func (m *mainTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+func (m *mainTB) TempDir() string                { d, _ := os.MkdirTemp("", "cluster-test"); return d }
+
+func TestMain(m *testing.M) {
+	tb := &mainTB{}
+	api = testbed.StartAPIServer(tb)
+	for _, ns := range []string{"shop", "bench"} {
+		api.CreateNamespace(tb, ns)
+	}
+	code := m.Run()
+	for i := len(tb.cleanups) - 1; i >= 0; i-- {
+		tb.cleanups[i]()
+	}
+	os.Exit(code)
+}
+
+func client(t testing.TB) (*Client, kubernetes.Interface) {
+	c, err := NewFromKubeconfig(api.Kubeconfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := kubernetes.NewForConfig(api.Config)
+	return c, raw
+}
+
+func tlsSecret(name string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop",
+			Labels:      map[string]string{"controller.cert-manager.io/fao": "true"},
+			Annotations: map[string]string{"cert-manager.io/certificate-name": name, "certsync.io/serial": "01"}},
+		Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": []byte("cert"), "tls.key": []byte("key")},
+	}
+}
+
+func TestApplyObserveDrift(t *testing.T) {
+	ctx := context.Background()
+	c, raw := client(t)
+	s := tlsSecret("web-tls")
+	if err := c.Apply(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	live, err := c.Get(ctx, "shop", "web-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Type != corev1.SecretTypeTLS || string(live.Data["tls.key"]) != "key" || live.Labels[ManagedByLabel] != ManagedByValue ||
+		live.Annotations["certsync.io/serial"] != "01" || live.Annotations[AppliedHashAnnotation] == "" {
+		t.Fatalf("applied Secret differs: %+v", live.ObjectMeta)
+	}
+	rv := live.ResourceVersion
+	if err := c.Apply(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.Get(ctx, "shop", "web-tls"); again.ResourceVersion != rv {
+		t.Error("re-applying the same Secret wrote to the API server")
+	}
+
+	// A Secret certsync did not create is never observed.
+	foreign := tlsSecret("foreign-tls")
+	foreign.Labels = nil
+	if _, err := raw.CoreV1().Secrets("shop").Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	obs := observe(t, c)
+	if len(obs) != 1 || obs["shop/web-tls"].Drifted {
+		t.Fatalf("observed %v", obs)
+	}
+	live.Data["tls.key"] = []byte("edited")
+	if _, err := raw.CoreV1().Secrets("shop").Update(ctx, live, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !observe(t, c)["shop/web-tls"].Drifted {
+		t.Fatal("edited data not seen as drift")
+	}
+	if err := c.Apply(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if observe(t, c)["shop/web-tls"].Drifted {
+		t.Fatal("re-apply did not repair drift")
+	}
+
+	// Delete: refuses the foreign Secret, removes the owned one.
+	if err := c.Delete(ctx, "shop", "foreign-tls"); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("deleting a foreign Secret: %v", err)
+	}
+	if err := c.Delete(ctx, "shop", "web-tls"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "shop", "web-tls"); err == nil {
+		t.Fatal("owned Secret not deleted")
+	}
+	if err := c.Event(ctx, "shop", "web-tls", corev1.EventTypeNormal, "Issued", "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMissingNamespace(t *testing.T) {
+	c, _ := client(t)
+	s := tlsSecret("x")
+	s.Namespace = "nowhere"
+	err := c.Apply(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), `namespace "nowhere" does not exist`) || strings.Contains(err.Error(), "key") && strings.Contains(err.Error(), "tls.key: key") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func observe(t *testing.T, c *Client) map[string]Observed {
+	t.Helper()
+	list, err := c.Observe(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Observed{}
+	for _, o := range list {
+		out[o.Namespace+"/"+o.Name] = o
+	}
+	return out
+}
+
+// BenchmarkApply1k applies 1,000 Secrets, then observes them.
+func BenchmarkApply1k(b *testing.B) {
+	ctx := context.Background()
+	c, _ := client(b)
+	for b.Loop() {
+		for i := range 1000 {
+			s := tlsSecret(fmt.Sprintf("bench-%d", i))
+			s.Namespace = "bench"
+			s.Data["tls.crt"] = []byte(fmt.Sprint(i, b.N))
+			if err := c.Apply(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func BenchmarkObserve1k(b *testing.B) {
+	ctx := context.Background()
+	c, _ := client(b)
+	for i := range 1000 {
+		s := tlsSecret(fmt.Sprintf("obs-%d", i))
+		s.Namespace = "bench"
+		if err := c.Apply(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Observe(ctx, []string{"bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
