@@ -287,14 +287,17 @@ func reissueReason(c *declared.Certificate, rec *committed.Certificate) (ActionK
 		return Reissue, "committed metadata has no notAfter or serial"
 	case !slices.Equal(sorted(rec.DNSNames), sorted(c.DNSNames)):
 		return Reissue, fmt.Sprintf("dnsNames changed: [%s] → [%s]", strings.Join(rec.DNSNames, ","), strings.Join(c.DNSNames, ","))
-	case rec.CommonName != c.CommonName:
+	case rec.CommonName != "" && rec.CommonName != c.CommonName:
+		// Only when the certificate carries a CN: CAs may drop it (Let's
+		// Encrypt's newer profiles do); a changed request still shows in
+		// the spec hash below.
 		return Reissue, fmt.Sprintf("commonName changed: %q → %q", rec.CommonName, c.CommonName)
 	case rec.IssuerKind != c.IssuerRef.Kind || rec.IssuerName != c.IssuerRef.Name:
 		return Reissue, fmt.Sprintf("issuer changed: %s/%s → %s/%s", rec.IssuerKind, rec.IssuerName, c.IssuerRef.Kind, c.IssuerRef.Name)
 	case rec.PrivateKey != c.PrivateKey.String():
 		return Reissue, fmt.Sprintf("private key changed: %s → %s", rec.PrivateKey, c.PrivateKey)
 	case rec.SpecHash != c.SpecHash():
-		return Reissue, "spec changed (duration)"
+		return Reissue, "spec changed since issuance (commonName or duration)"
 	}
 	return "", ""
 }

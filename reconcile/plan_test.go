@@ -253,3 +253,21 @@ func TestNextAttempt(t *testing.T) {
 		}
 	}
 }
+
+// A CA that leaves the commonName out of the certificate (Pebble, Let's
+// Encrypt's newer profiles) must not cause a re-issue on every pass.
+func TestCommonNameDroppedByCA(t *testing.T) {
+	c := decl("shop", "web", "example.com")
+	c.CommonName = "example.com"
+	rec := issued(c, t0, "01")
+	rec.CommonName = ""
+	if p := Calculate(state(t0.Add(time.Hour), []declared.Certificate{c}, rec)); p.HasChanges() {
+		t.Fatalf("re-issue loop: %s", kinds(p))
+	}
+	c.CommonName = "www.example.com"
+	c.DNSNames = []string{"example.com", "www.example.com"}
+	rec.DNSNames = c.DNSNames
+	if p := Calculate(state(t0.Add(time.Hour), []declared.Certificate{c}, rec)); p.Count(Reissue) != 1 {
+		t.Fatalf("a changed commonName must still re-issue: %s", kinds(p))
+	}
+}
