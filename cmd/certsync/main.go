@@ -176,6 +176,7 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),
 		Issuers:     issuerFactory(http01, dns, extraRoots, log),
+		Clock:       o.clock,
 		ClusterName: o.Cluster,
 		Concurrency: o.Concurrency,
 		Policy:      reconcile.Policy{MaxPruneShare: o.MaxPruneShare, ForcePrune: o.ForcePrune},

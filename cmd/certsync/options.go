@@ -43,6 +43,9 @@ type options struct {
 	Interval      time.Duration
 
 	LogFormat, LogLevel string
+
+	// clock replaces time.Now; only tests set it (there is no flag).
+	clock func() time.Time
 }
 
 // newFlagSet declares the flags of a command; env supplies defaults.

@@ -14,12 +14,13 @@ import (
 // GitHTTP serves bare repositories through the real `git http-backend`
 // (smart HTTP, push enabled), optionally behind basic auth.
 type GitHTTP struct {
-	t      TB
-	git    string
-	Root   string
-	server *httptest.Server
-	mu     sync.Mutex
-	down   bool
+	t        TB
+	git      string
+	Root     string
+	server   *httptest.Server
+	mu       sync.Mutex
+	down     bool
+	pushDown bool
 }
 
 // StartGitHTTP starts the server; an empty username means no auth.
@@ -40,7 +41,7 @@ func StartGitHTTP(t TB, username, password string) *GitHTTP {
 		g.mu.Lock()
 		down := g.down
 		g.mu.Unlock()
-		if down {
+		if down || (g.pushRefused() && strings.Contains(r.URL.String(), "git-receive-pack")) {
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 			return
 		}
@@ -64,6 +65,20 @@ func (g *GitHTTP) SetDown(down bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.down = down
+}
+
+// SetPushDown refuses pushes only (fetches still work): the remote fails
+// between a pass's fetch and its push.
+func (g *GitHTTP) SetPushDown(down bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pushDown = down
+}
+
+func (g *GitHTTP) pushRefused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pushDown
 }
 
 // URL is the clone URL of a repository.
