@@ -34,6 +34,7 @@ func (r *Reconciler) commitAndPush(ctx context.Context, p *pass, res *Result, ou
 			for _, path := range sortedKeys(out.issued) {
 				res.Issued = append(res.Issued, out.issued[path])
 			}
+			res.Records = recordsAfter(res.Records, changes)
 			r.log.Info("pushed", "commit", res.Commit, "files", len(changes), "attempt", attempt)
 			return p, out, nil
 		}
@@ -159,6 +160,25 @@ func commitMessage(plan Plan, out *outcome) string {
 		b.WriteString("\n" + strings.Join(trailers, "\n") + "\n")
 	}
 	return b.String()
+}
+
+// recordsAfter is the committed state once changes are in: what status
+// tables and metrics show after a pass.
+func recordsAfter(before map[string]committed.Certificate, changes []FileChange) map[string]committed.Certificate {
+	after := make(map[string]committed.Certificate, len(before))
+	for k, v := range before {
+		after[k] = v
+	}
+	for _, ch := range changes {
+		if ch.Delete {
+			delete(after, ch.Path)
+			continue
+		}
+		if rec, err := committed.Read(ch.Path, ch.Content); err == nil {
+			after[ch.Path] = rec
+		}
+	}
+	return after
 }
 
 func plural(n int, word string) string {
