@@ -1,6 +1,7 @@
 package committed
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 	"time"
@@ -40,9 +41,8 @@ type Certificate struct {
 	// compared and not listed.
 	Recipients []string
 
-	// Annotations and Labels are the Secret's metadata as committed.
-	Annotations map[string]string
-	Labels      map[string]string
+	// Source is the repository file that declared the certificate.
+	Source string
 }
 
 // file is the plaintext part of a SOPS-encrypted Secret.
@@ -51,7 +51,6 @@ type file struct {
 	Metadata struct {
 		Name        string            `yaml:"name"`
 		Namespace   string            `yaml:"namespace"`
-		Labels      map[string]string `yaml:"labels"`
 		Annotations map[string]string `yaml:"annotations"`
 	} `yaml:"metadata"`
 	SOPS *struct {
@@ -73,7 +72,7 @@ func Read(p string, content []byte) (Certificate, error) {
 		return Certificate{}, errorf(p, "not a certsync Secret path (want %s<cluster>/<namespace>/<secretName>.yaml)", SecretsDir)
 	}
 	var f file
-	if err := yaml.Unmarshal(content, &f); err != nil {
+	if err := yaml.Unmarshal(withoutData(content), &f); err != nil {
 		return Certificate{}, errorf(p, "malformed YAML: %v", err)
 	}
 	if f.Kind != "Secret" {
@@ -104,9 +103,8 @@ func Read(p string, content []byte) (Certificate, error) {
 		RenewalWindowStart: parseTime(a[AnnotationRenewalWindowStart]),
 		RenewalWindowEnd:   parseTime(a[AnnotationRenewalWindowEnd]),
 
-		Recipients:  f.recipients(),
-		Annotations: a,
-		Labels:      f.Metadata.Labels,
+		Recipients: f.recipients(),
+		Source:     a[AnnotationSource],
 	}
 	return c, nil
 }
@@ -147,4 +145,27 @@ func splitList(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
+}
+
+// withoutData drops the top-level data block (the ciphertext, most of the
+// file) before parsing: planning reads thousands of these files and needs
+// only the metadata and the sops section. Files not in block style are
+// returned whole.
+func withoutData(content []byte) []byte {
+	start := bytes.Index(content, []byte("\ndata:\n"))
+	if start < 0 {
+		return content
+	}
+	end := start + len("\ndata:\n")
+	for end < len(content) && (content[end] == ' ' || content[end] == '-') {
+		nl := bytes.IndexByte(content[end:], '\n')
+		if nl < 0 {
+			end = len(content)
+			break
+		}
+		end += nl + 1
+	}
+	out := make([]byte, 0, len(content)-(end-start)+1)
+	out = append(out, content[:start+1]...)
+	return append(out, content[end:]...)
 }

@@ -354,7 +354,7 @@ func jitter(serial string) float64 {
 func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	var prunes []Action
 	for path, rec := range s.Committed {
-		if !wanted[path] && !s.broken(rec.Certificate, rec.Annotations[committed.AnnotationSource]) {
+		if !wanted[path] && !s.broken(rec.Certificate, rec.Source) {
 			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
 				Reason: "no Certificate declares it any more"})
 		}

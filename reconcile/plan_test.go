@@ -31,8 +31,8 @@ func issued(c declared.Certificate, at time.Time, serial string) committed.Certi
 		IssuerName: c.IssuerRef.Name, IssuerKind: c.IssuerRef.Kind,
 		PrivateKey: c.PrivateKey.String(), SpecHash: c.SpecHash(),
 		NotBefore: at, NotAfter: at.Add(90 * 24 * time.Hour), IssuedAt: at, Serial: serial,
-		Recipients:  []string{"age1a"},
-		Annotations: map[string]string{committed.AnnotationSource: c.Source.File},
+		Recipients: []string{"age1a"},
+		Source:     c.Source.File,
 	}
 }
 
@@ -41,7 +41,7 @@ func state(now time.Time, certs []declared.Certificate, recs ...committed.Certif
 		ClusterKnown: true, Observed: map[string]Observed{}}
 	for _, r := range recs {
 		s.Committed[r.Path] = r
-		s.Observed[r.Namespace+"/"+r.SecretName] = Observed{Serial: r.Serial, Certificate: r.Certificate, Source: r.Annotations[committed.AnnotationSource]}
+		s.Observed[r.Namespace+"/"+r.SecretName] = Observed{Serial: r.Serial, Certificate: r.Certificate, Source: r.Source}
 	}
 	return s
 }

@@ -42,7 +42,7 @@ type processTB struct{ testing.TB }
 // Cleanup is ignored: the shared CA lives as long as the test process.
 func (processTB) Cleanup(func()) {}
 
-func theACME(t *testing.T) (*testbed.ACME, int) {
+func theACME(t testing.TB) (*testbed.ACME, int) {
 	t.Helper()
 	acmeOnce.Do(func() {
 		http01Port = freePort(t)
