@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	yaml "go.yaml.in/yaml/v3"
 )
 
 const sample = `apiVersion: v1
@@ -81,5 +83,61 @@ func TestPaths(t *testing.T) {
 	}
 	if AccountPath("", "le") != "accounts/clusterissuers/le.yaml" || AccountPath("shop", "le") != "accounts/namespaces/shop/le.yaml" {
 		t.Fatal("account paths")
+	}
+}
+
+// The fast scanner and the YAML parser must agree on every file; the
+// scanner gives up on what it does not know.
+func TestScanAgreesWithYAML(t *testing.T) {
+	variants := []string{
+		sample,
+		sopsLayout,
+		strings.Replace(sample, "certsync.io/serial: 0abc", `certsync.io/serial: "0abc"`, 1),
+		strings.Replace(sample, "certsync.io/serial: 0abc", `certsync.io/serial: '0abc'`, 1),
+		strings.ReplaceAll(sample, "    ", "  "),                                               // two-space indent: falls back
+		strings.Replace(sample, "metadata:\n", "metadata: # note\n", 1),                        // comment
+		strings.Replace(sample, "certsync.io/serial: 0abc", `certsync.io/serial: "0a\"bc"`, 1), // escape: falls back
+	}
+	for i, v := range variants {
+		fast, fastErr := Read("secrets/default/shop/web-tls.yaml", []byte(v))
+		var f file
+		yamlErr := yaml.Unmarshal([]byte(v), &f)
+		if (fastErr != nil) != (yamlErr != nil) {
+			t.Fatalf("variant %d: fast %v, yaml %v", i, fastErr, yamlErr)
+		}
+		if fastErr == nil && (fast.Serial != f.Metadata.Annotations[AnnotationSerial] || len(fast.Recipients) != len(f.SOPS.Age)) {
+			t.Errorf("variant %d: fast read %q/%v, YAML %q/%d", i, fast.Serial, fast.Recipients, f.Metadata.Annotations[AnnotationSerial], len(f.SOPS.Age))
+		}
+	}
+}
+
+// sopsLayout is how the sops YAML store writes an age key entry: the enc
+// block first, the recipient after it.
+const sopsLayout = `apiVersion: v1
+kind: Secret
+metadata:
+    name: web-tls
+    namespace: shop
+    annotations:
+        certsync.io/serial: 0abc
+type: kubernetes.io/tls
+data:
+    tls.key: ENC[AES256_GCM,data:McdtHo,iv:kVm,tag:x,type:str]
+sops:
+    age:
+        - enc: |
+            -----BEGIN AGE ENCRYPTED FILE-----
+            recipient: not-a-key-line
+            -----END AGE ENCRYPTED FILE-----
+          recipient: age1dc3ftt
+    encrypted_regex: ^(data|stringData)$
+    lastmodified: "2026-11-24T14:48:48Z"
+    version: 3.13.3
+`
+
+func TestScanSOPSLayout(t *testing.T) {
+	f, ok := scan([]byte(sopsLayout))
+	if !ok || len(f.SOPS.Age) != 1 || f.SOPS.Age[0].Recipient != "age1dc3ftt" {
+		t.Fatalf("scan of the sops layout: ok %v, %+v", ok, f.SOPS)
 	}
 }

@@ -53,14 +53,16 @@ type file struct {
 		Namespace   string            `yaml:"namespace"`
 		Annotations map[string]string `yaml:"annotations"`
 	} `yaml:"metadata"`
-	SOPS *struct {
-		Age []struct {
-			Recipient string `yaml:"recipient"`
-		} `yaml:"age"`
-		PGP []struct {
-			FP string `yaml:"fp"`
-		} `yaml:"pgp"`
-	} `yaml:"sops"`
+	SOPS *sopsMeta `yaml:"sops"`
+}
+
+type sopsMeta struct {
+	Age []struct {
+		Recipient string `yaml:"recipient"`
+	} `yaml:"age"`
+	PGP []struct {
+		FP string `yaml:"fp"`
+	} `yaml:"pgp"`
 }
 
 // Read reads the record of the Secret file at p. It fails when the file is
@@ -71,9 +73,12 @@ func Read(p string, content []byte) (Certificate, error) {
 	if !ok {
 		return Certificate{}, errorf(p, "not a certsync Secret path (want %s<cluster>/<namespace>/<secretName>.yaml)", SecretsDir)
 	}
-	var f file
-	if err := yaml.Unmarshal(withoutData(content), &f); err != nil {
-		return Certificate{}, errorf(p, "malformed YAML: %v", err)
+	f, ok := scan(content)
+	if !ok {
+		f = file{}
+		if err := yaml.Unmarshal(withoutData(content), &f); err != nil {
+			return Certificate{}, errorf(p, "malformed YAML: %v", err)
+		}
 	}
 	if f.Kind != "Secret" {
 		return Certificate{}, errorf(p, "kind is %q, want Secret", f.Kind)

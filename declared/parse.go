@@ -128,12 +128,17 @@ func parseFile(s *Set, f File) {
 		}
 		root := doc.Content[0]
 		src := Source{File: f.Path, Line: root.Line}
-		var head struct {
-			APIVersion string `yaml:"apiVersion"`
-			Kind       string `yaml:"kind"`
-		}
-		if root.Kind != yaml.MappingNode || root.Decode(&head) != nil {
+		if root.Kind != yaml.MappingNode {
 			continue // not a Kubernetes object: not ours to judge
+		}
+		// Read the two fields straight from the node: decoding the whole
+		// document twice would double the cost of a large repository.
+		var head struct{ APIVersion, Kind string }
+		if n := mappingValue(root, "apiVersion"); n != nil {
+			head.APIVersion = n.Value
+		}
+		if n := mappingValue(root, "kind"); n != nil {
+			head.Kind = n.Value
 		}
 		if !strings.HasPrefix(head.APIVersion, "cert-manager.io/") {
 			continue

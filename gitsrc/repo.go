@@ -22,11 +22,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // ErrNonFastForward is wrapped by Push when the remote branch moved since
@@ -57,7 +60,10 @@ type Repo struct {
 	remote plumbing.ReferenceName
 }
 
-const remoteName = "origin"
+const (
+	remoteName      = "origin"
+	objectCacheSize = 8 * cache.MiByte
+)
 
 // Open prepares the local repository and checks that the remote answers.
 func Open(ctx context.Context, opts Options) (*Repo, error) {
@@ -78,12 +84,15 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if r.auth, err = opts.Auth.method(opts.URL, opts.Dir); err != nil {
 		return nil, err
 	}
-	r.repo, err = git.PlainOpen(opts.Dir)
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
+	}
+	// go-git caches up to 96 MiB of objects by default; certsync reads each
+	// blob once per pass, so a small cache keeps the agent's memory flat.
+	storage := filesystem.NewStorage(osfs.New(opts.Dir), cache.NewObjectLRU(objectCacheSize))
+	r.repo, err = git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
-		}
-		r.repo, err = git.PlainInit(opts.Dir, true)
+		r.repo, err = git.Init(storage, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open local repository %s: %w", opts.Dir, err)
