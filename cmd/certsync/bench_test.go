@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -224,6 +225,7 @@ func BenchmarkPass10kNothingDue(b *testing.B) {
 		var rss int64
 		for b.Loop() {
 			cmd := exec.Command(bin, append([]string{"reconcile", "--no-apply", "--cache-dir", cache}, r.args...)...)
+			cmd.Env = append(os.Environ(), "GOMEMLIMIT="+os.Getenv("BENCH_GOMEMLIMIT"))
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("%v %s", err, out)
 			}
@@ -231,6 +233,39 @@ func BenchmarkPass10kNothingDue(b *testing.B) {
 		}
 		b.ReportMetric(float64(rss)/1024, "MB-RSS")
 	})
+	// The agent: `certsync run` passing every second over the same
+	// repository; its resident memory once it has done a few passes.
+	b.Run("daemon", func(b *testing.B) {
+		bin := filepath.Join(b.TempDir(), "certsync")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			b.Fatalf("%v %s", err, out)
+		}
+		for b.Loop() {
+			cmd := exec.Command(bin, append([]string{"run", "--no-apply", "--cache-dir", cache, "--interval", "1s", "--listen-addr", "127.0.0.1:0"}, r.args...)...)
+			cmd.Env = append(os.Environ(), "GOMEMLIMIT="+os.Getenv("BENCH_GOMEMLIMIT"))
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(12 * time.Second)
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			b.ReportMetric(procKB(status, "VmRSS:")/1024, "MB-RSS")
+			b.ReportMetric(procKB(status, "VmHWM:")/1024, "MB-peak-RSS")
+		}
+	})
+}
+
+// procKB reads a "Name:   1234 kB" line of /proc/PID/status.
+func procKB(status []byte, name string) float64 {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb
+		}
+	}
+	return 0
 }
 
 // BenchmarkPass10kRenew1k: 1,000 of the 10,000 certificates are due and
