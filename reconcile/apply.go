@@ -24,6 +24,16 @@ func (r *Reconciler) applyAndPrune(ctx context.Context, p *pass, res *Result, ou
 	}
 	for _, path := range sortedKeys(out.secrets) {
 		apply(path, out.secrets[path])
+		is := out.issued[path]
+		reason := "Issued"
+		if is.Kind != Issue {
+			reason = "Renewed"
+		}
+		r.event(ctx, out.secrets[path].Namespace, out.secrets[path].Name, corev1.EventTypeNormal, reason,
+			fmt.Sprintf("%s: serial %s, expires %s (%s; commit %s)", is.Certificate, is.Serial, is.NotAfter.UTC().Format("2006-01-02T15:04:05Z"), is.Reason, short(res.Commit)))
+	}
+	for _, a := range out.failed {
+		r.event(ctx, a.Namespace, a.Name, corev1.EventTypeWarning, "Failed", a.Subject()+": "+a.Reason)
 	}
 	for _, a := range p.plan().Actions {
 		switch a.Kind {
@@ -47,4 +57,23 @@ func (r *Reconciler) applyAndPrune(ctx context.Context, p *pass, res *Result, ou
 			}
 		}
 	}
+}
+
+// event records a Kubernetes Event when the cluster can; a failure to
+// record one is logged, never fatal.
+func (r *Reconciler) event(ctx context.Context, namespace, name, eventType, reason, message string) {
+	rec, ok := r.cfg.Cluster.(EventRecorder)
+	if !ok {
+		return
+	}
+	if err := rec.Event(ctx, namespace, name, eventType, reason, message); err != nil {
+		r.log.Warn("event not recorded", "secret", namespace+"/"+name, "reason", reason, "error", err)
+	}
+}
+
+func short(hash string) string {
+	if len(hash) > 12 {
+		return hash[:12]
+	}
+	return hash
 }

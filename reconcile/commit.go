@@ -71,7 +71,7 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 		return nil, prev, err
 	}
 	p.lastPlan = Calculate(p.state)
-	out := &outcome{changes: map[string]FileChange{}, secrets: map[string]*corev1.Secret{}, issued: map[string]Issued{}, problems: prev.problems}
+	out := &outcome{changes: map[string]FileChange{}, secrets: map[string]*corev1.Secret{}, issued: map[string]Issued{}, problems: prev.problems, failed: prev.failed}
 	for _, a := range p.lastPlan.Actions {
 		switch {
 		case a.Kind.Orders():

@@ -29,7 +29,7 @@ type outcome struct {
 	secrets  map[string]*corev1.Secret // by path
 	issued   map[string]Issued         // by path
 	problems []error
-	failed   int // orders that failed
+	failed   []Action // orders that failed, with the error as Reason
 }
 
 func (o *outcome) add(path string, content []byte) {
@@ -76,7 +76,9 @@ func (r *Reconciler) order(ctx context.Context, p *pass, plan Plan) *outcome {
 			key := a.Certificate.Key()
 			if err != nil {
 				r.recordFailure(key, r.cfg.Clock(), err)
-				out.failed++
+				failed := a
+				failed.Reason = err.Error()
+				out.failed = append(out.failed, failed)
 				r.log.Error("order failed", "certificate", key, "source", a.Certificate.Source.String(), "progress", fmt.Sprintf("%d/%d", done, len(orders)), "error", err)
 				out.problems = append(out.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
 				return
@@ -143,7 +145,7 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 	if err != nil {
 		return nil, nil, Issued{}, err
 	}
-	return secret, content, Issued{Certificate: c.Key(), Path: a.Path, Serial: pki.Serial(cert.Leaf), NotAfter: cert.Leaf.NotAfter, Reason: a.Reason}, nil
+	return secret, content, Issued{Kind: a.Kind, Certificate: c.Key(), Path: a.Path, Serial: pki.Serial(cert.Leaf), NotAfter: cert.Leaf.NotAfter, Reason: a.Reason}, nil
 }
 
 // privateKey generates a key, or with rotationPolicy Never reuses the

@@ -106,6 +106,7 @@ func (r *Result) ClusterName() string { return r.cluster }
 
 // Issued describes one certificate ordered and committed by the pass.
 type Issued struct {
+	Kind        ActionKind
 	Certificate string
 	Path        string
 	Serial      string
@@ -149,7 +150,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 
 	orders := r.order(ctx, st, res.Plan)
 	res.Problems = append(res.Problems, orders.problems...)
-	res.Failed = orders.failed
+	res.Failed = len(orders.failed)
 	final, pushed, err := r.commitAndPush(ctx, st, res, orders)
 	res.Problems = append(res.Problems, pushed.problems[len(orders.problems):]...)
 	if err != nil {

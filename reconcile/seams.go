@@ -83,3 +83,10 @@ type Cluster interface {
 	Observe(ctx context.Context) ([]ObservedSecret, error)
 	Delete(ctx context.Context, namespace, name string) error
 }
+
+// EventRecorder is the optional capability of a Cluster that records
+// Kubernetes Events on the Secrets it manages (Issued, Renewed, Failed),
+// where `kubectl describe` and event exporters show them.
+type EventRecorder interface {
+	Event(ctx context.Context, namespace, name, eventType, reason, message string) error
+}

@@ -235,6 +235,31 @@ func TestReconcileEndToEnd(t *testing.T) {
 		})
 	}
 	b.file(t, committed.AccountPath("", "letsencrypt-staging-account"))
+	events, err := kube(t, api).CoreV1().Events("shop").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuedEvents := 0
+	for _, e := range events.Items {
+		if e.Reason == "Issued" && e.InvolvedObject.Kind == "Secret" {
+			issuedEvents++
+		}
+	}
+	if issuedEvents != 2 {
+		t.Errorf("Issued events in shop = %d, want 2", issuedEvents)
+	}
+
+	// status reads Git alone: no key, no cluster.
+	var statusOut, statusErr bytes.Buffer
+	statusArgs := []string{"status", "--repo", b.git.URL("certs"), "--git-username", gitUser, "--cache-dir", filepath.Join(b.dir, "status-clone")}
+	if code := run(context.Background(), statusArgs, func(k string) string { return b.env[k] }, &statusOut, &statusErr); code != 0 {
+		t.Fatalf("status exited %d: %s", code, statusErr.String())
+	}
+	for _, want := range []string{"NEXT RENEWAL", "checkout", "example.com,*.example.com", "Ready", "ClusterIssuer/letsencrypt-staging"} {
+		if !strings.Contains(statusOut.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, statusOut.String())
+		}
+	}
 
 	// Second run: nothing due, so no commit, no order, no cluster write.
 	orders := b.acme.Orders()

@@ -79,9 +79,16 @@ func (g gitRepository) Push(ctx context.Context) error {
 // clusterApplier adapts cluster.Client to reconcile.Cluster.
 type clusterApplier struct{ c *cluster.Client }
 
-var _ reconcile.Cluster = clusterApplier{}
+var (
+	_ reconcile.Cluster       = clusterApplier{}
+	_ reconcile.EventRecorder = clusterApplier{}
+)
 
 func (a clusterApplier) Apply(ctx context.Context, s *corev1.Secret) error { return a.c.Apply(ctx, s) }
+
+func (a clusterApplier) Event(ctx context.Context, ns, name, eventType, reason, message string) error {
+	return a.c.Event(ctx, ns, name, eventType, reason, message)
+}
 func (a clusterApplier) Delete(ctx context.Context, ns, name string) error {
 	return a.c.Delete(ctx, ns, name)
 }
