@@ -252,6 +252,8 @@ func BenchmarkPass10kNothingDue(b *testing.B) {
 			cmd.Wait()
 			b.ReportMetric(procKB(status, "VmRSS:")/1024, "MB-RSS")
 			b.ReportMetric(procKB(status, "VmHWM:")/1024, "MB-peak-RSS")
+			b.ReportMetric(procKB(status, "RssAnon:")/1024, "MB-RSS-anon")
+			b.ReportMetric(procKB(status, "RssFile:")/1024, "MB-RSS-file")
 		}
 	})
 }

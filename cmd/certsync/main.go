@@ -14,7 +14,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,21 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func cmdReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var o options
-	fs := newFlagSet("reconcile", &o, getenv)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	o, log, code, ok := parseCommand("reconcile", args, getenv, stderr, nil)
+	if !ok {
+		return code
 	}
-	log, err := newLogger(&o, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return 2
-	}
-	res, err := reconcileOnce(ctx, &o, getenv, log)
+	res, err := reconcileOnce(ctx, o, getenv, log)
 	if res != nil {
 		printResult(stdout, res, o.DryRun)
 	}

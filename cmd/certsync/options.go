@@ -3,8 +3,11 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +49,8 @@ type options struct {
 
 	// clock replaces time.Now; only tests set it (there is no flag).
 	clock func() time.Time
+	// args are the positional arguments after the flags.
+	args []string
 }
 
 // newFlagSet declares the flags of a command; env supplies defaults.
@@ -116,3 +121,28 @@ func (o *options) cacheDir() string {
 
 // stateDir holds what the agent keeps between runs besides the clone.
 func (o *options) stateDir() string { return o.cacheDir() + ".state" }
+
+// parseCommand parses a command's flags (the shared ones, plus those extra
+// declares) and builds its logger. It returns the exit status to use when
+// the command must stop here: 0 after -h, 2 after a usage error.
+func parseCommand(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*options, *slog.Logger, int, bool) {
+	var o options
+	fs := newFlagSet(name, &o, getenv)
+	if extra != nil {
+		extra(fs)
+	}
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, 0, false
+		}
+		return nil, nil, 2, false
+	}
+	o.args = fs.Args()
+	log, err := newLogger(&o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
+		return nil, nil, 2, false
+	}
+	return &o, log, 0, true
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,22 +18,12 @@ import (
 // cmdStatus prints one row per declared certificate, read from Git alone:
 // no decryption key and no cluster access are needed.
 func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var o options
-	fs := newFlagSet("status", &o, getenv)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	o, log, code, ok := parseCommand("status", args, getenv, stderr, nil)
+	if !ok {
+		return code
 	}
 	o.DryRun, o.NoApply = true, true
-	log, err := newLogger(&o, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return 2
-	}
-	res, err := reconcileOnce(ctx, &o, getenv, log)
+	res, err := reconcileOnce(ctx, o, getenv, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
 		return 1
@@ -88,21 +77,24 @@ func issuerName(c *declared.Certificate) string { return c.IssuerRef.Kind + "/" 
 
 // cmdRenew commits a renewal request that the agent acts on.
 func cmdRenew(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var o options
 	var all bool
-	var namespace, selector string
-	fs := newFlagSet("renew", &o, getenv)
-	fs.BoolVar(&all, "all", false, "request renewal of every Certificate")
-	fs.StringVar(&namespace, "namespace", "", "namespace of the Certificate (default: any)")
-	fs.StringVar(&selector, "l", "", "label selector, key=value[,key=value]")
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	var namespace, selector, name string
+	// Accept the name before the flags too (certsync renew NAME --repo …),
+	// as cmctl does; Go's flag package stops at the first argument.
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
 	}
-	name := fs.Arg(0)
+	o, log, code, ok := parseCommand("renew", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&all, "all", false, "request renewal of every Certificate")
+		fs.StringVar(&namespace, "namespace", "", "namespace of the Certificate (default: any)")
+		fs.StringVar(&selector, "l", "", "label selector, key=value[,key=value]")
+	})
+	if !ok {
+		return code
+	}
+	if name == "" && len(o.args) > 0 {
+		name = o.args[0]
+	}
 	if ns, n, ok := strings.Cut(name, "/"); ok {
 		namespace, name = ns, n
 	}
@@ -111,12 +103,7 @@ func cmdRenew(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "certsync renew: %v\n", err)
 		return 2
 	}
-	log, err := newLogger(&o, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return 2
-	}
-	repo, err := openRepo(ctx, &o, getenv, log)
+	repo, err := openRepo(ctx, o, getenv, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
 		return 1

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// The command line itself: usage, unknown commands, bad flags, missing
+// --repo, and a renewal request through `certsync renew`.
+func TestCLI(t *testing.T) {
+	noenv := func(string) string { return "" }
+	tests := []struct {
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{nil, 2, "Usage:"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"reconcile", "--no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"reconcile"}, 1, "--repo (or CERTSYNC_REPO) is required"},
+		{[]string{"reconcile", "--repo", "x", "--log-level", "loud"}, 2, "want debug, info, warn or error"},
+		{[]string{"renew", "--repo", "x"}, 2, "name a Certificate, or use --all or -l selector"},
+		{[]string{"renew", "--all", "-l", "a=b", "--repo", "x"}, 2, "--all cannot be combined"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tt.args, noenv, &out, &errb)
+		if code != tt.wantCode || !strings.Contains(errb.String(), tt.wantErr) {
+			t.Errorf("certsync %v: exit %d, stderr %q; want %d and %q", tt.args, code, errb.String(), tt.wantCode, tt.wantErr)
+		}
+	}
+}
+
+func TestRenewCommand(t *testing.T) {
+	b := newBed(t, nil)
+	var out, errb bytes.Buffer
+	args := []string{"renew", "shop/checkout", "--repo", b.git.URL("certs"), "--git-username", gitUser, "--cache-dir", t.TempDir()}
+	if code := run(context.Background(), args, func(k string) string { return b.env[k] }, &out, &errb); code != 0 {
+		t.Fatalf("renew exited %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "renewal requested for shop/checkout") {
+		t.Errorf("stdout: %s", out.String())
+	}
+	b.file(t, "requests/renew/shop/checkout.yaml")
+	if msg := gitCmd(t, b.bare, "log", "-1", "--format=%B", "main"); !strings.Contains(msg, "Renew-Requested: shop/checkout") {
+		t.Errorf("request commit lacks its trailer:\n%s", msg)
+	}
+}
