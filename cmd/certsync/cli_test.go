@@ -5,6 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/certsync/certsync/reconcile"
 )
 
 // The command line itself: usage, unknown commands, bad flags, missing
@@ -46,5 +49,24 @@ func TestRenewCommand(t *testing.T) {
 	b.file(t, "requests/renew/shop/checkout.yaml")
 	if msg := gitCmd(t, b.bare, "log", "-1", "--format=%B", "main"); !strings.Contains(msg, "Renew-Requested: shop/checkout") {
 		t.Errorf("request commit lacks its trailer:\n%s", msg)
+	}
+}
+
+func TestNextPassIn(t *testing.T) {
+	soon := &reconcile.Result{Plan: reconcile.Plan{NextRenewal: time.Now().Add(10 * time.Second)}}
+	for _, tt := range []struct {
+		failures int
+		res      *reconcile.Result
+		min, max time.Duration
+	}{
+		{0, &reconcile.Result{}, time.Minute, time.Minute},
+		{0, soon, 8 * time.Second, 10 * time.Second},
+		{1, nil, 5 * time.Second, 5 * time.Second},
+		{3, nil, 20 * time.Second, 20 * time.Second},
+		{10, nil, time.Minute, time.Minute},
+	} {
+		if got := nextPassIn(time.Minute, tt.failures, tt.res); got < tt.min || got > tt.max {
+			t.Errorf("failures %d: next pass in %s, want %s–%s", tt.failures, got, tt.min, tt.max)
+		}
 	}
 }

@@ -130,6 +130,7 @@ func runDaemon(ctx context.Context, o *options, d *daemonOptions, getenv func(st
 // and it stops at the next step boundary, which is always safe: a commit is
 // written whole or not at all, and Secrets are applied only after the push.
 func passes(ctx context.Context, rec *reconcile.Reconciler, o *options, d *daemonOptions, hook *webhook.Handler, m *metrics.Metrics, ready *atomic.Bool, log *slog.Logger) {
+	failedPasses := 0
 	for ctx.Err() == nil {
 		passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stop := context.AfterFunc(ctx, func() {
@@ -150,26 +151,44 @@ func passes(ctx context.Context, rec *reconcile.Reconciler, o *options, d *daemo
 			log.Warn("backoff state not saved", "error", serr)
 		}
 		if err != nil {
-			log.Error("pass failed; retrying next interval", "error", err)
+			failedPasses++
+			log.Error("pass failed; retrying with backoff", "error", err, "failures", failedPasses)
 		} else {
+			failedPasses = 0
 			ready.Store(true)
 			for _, p := range res.Problems {
 				log.Warn("problem", "error", p)
 			}
 			log.Info("pass done", "commit", res.Commit, "issued", len(res.Issued), "applied", len(res.Applied), "problems", len(res.Problems), "took", time.Since(start).Round(time.Millisecond))
 		}
-		wait := o.Interval
-		if err == nil && !res.Plan.NextRenewal.IsZero() {
-			if until := time.Until(res.Plan.NextRenewal); until < wait {
-				wait = max(until, time.Second)
-			}
-		}
+		wait := nextPassIn(o.Interval, failedPasses, res)
 		select {
 		case <-ctx.Done():
 		case <-hook.Trigger():
 		case <-time.After(wait):
 		}
 	}
+}
+
+// nextPassIn is the pause before the next pass: the interval, shortened to
+// the next renewal time; after failed passes (Git or the API server away) a
+// backoff from 5 s doubling up to the interval, so an outage is retried
+// soon without hammering the remote.
+func nextPassIn(interval time.Duration, failedPasses int, res *reconcile.Result) time.Duration {
+	if failedPasses > 0 {
+		backoff := 5 * time.Second
+		for i := 1; i < failedPasses && backoff < interval; i++ {
+			backoff *= 2
+		}
+		return min(backoff, interval)
+	}
+	wait := interval
+	if res != nil && !res.Plan.NextRenewal.IsZero() {
+		if until := time.Until(res.Plan.NextRenewal); until < wait {
+			wait = max(until, time.Second)
+		}
+	}
+	return wait
 }
 
 // record updates the metrics after a pass.
