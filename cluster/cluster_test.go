@@ -17,24 +17,14 @@ import (
 
 var api *testbed.APIServer
 
-type mainTB struct{ cleanups []func() }
-
-func (m *mainTB) Helper()                        {}
-func (m *mainTB) Cleanup(f func())               { m.cleanups = append(m.cleanups, f) }
-func (m *mainTB) Logf(string, ...any)            {}
-func (m *mainTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
-func (m *mainTB) TempDir() string                { d, _ := os.MkdirTemp("", "cluster-test"); return d }
-
 func TestMain(m *testing.M) {
-	tb := &mainTB{}
+	tb := &testbed.Process{}
 	api = testbed.StartAPIServer(tb)
 	for _, ns := range []string{"shop", "bench"} {
 		api.CreateNamespace(tb, ns)
 	}
 	code := m.Run()
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
+	tb.Close()
 	os.Exit(code)
 }
 

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"encoding/pem"
 	"strings"
 	"testing"
 
@@ -52,8 +53,10 @@ func TestKeys(t *testing.T) {
 }
 
 func TestParseKeyErrorsDoNotQuote(t *testing.T) {
-	_, err := ParseKey([]byte("-----BEGIN RSA PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END RSA PRIVATE KEY-----\n"))
-	if err == nil || strings.Contains(err.Error(), "U0VDUkVU") {
+	// A PEM block of the right type around bytes that are no key.
+	garbage := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: []byte("SECRETSECRET")})
+	_, err := ParseKey(garbage)
+	if err == nil || strings.Contains(err.Error(), "U0VDUkVU") || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("err = %v", err)
 	}
 }

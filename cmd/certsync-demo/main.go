@@ -7,7 +7,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,26 +34,18 @@ func main() {
 	certsync := flag.String("certsync", "bin/certsync", "the certsync binary to run")
 	example := flag.String("example", "examples/repo", "the example repository to copy")
 	flag.Parse()
-	env := newDemoTB()
+	env := &testbed.Process{}
 	err := demo(ctx, env, *certsync, *example, os.Stdout)
-	env.close()
+	env.Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "certsync-demo: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func demo(ctx context.Context, tb *demoTB, certsync, example string, out io.Writer) (err error) {
-	defer func() {
-		// testbed helpers report setup failures through Fatalf.
-		if r := recover(); r != nil {
-			if f, ok := r.(fatal); ok {
-				err = errors.New(string(f))
-				return
-			}
-			panic(r)
-		}
-	}()
+func demo(ctx context.Context, tb *testbed.Process, certsync, example string, out io.Writer) (err error) {
+	// testbed helpers report setup failures through Fatalf.
+	defer testbed.Recover(&err)
 	step := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
 	started := time.Now()
 
@@ -193,40 +184,4 @@ func copyTree(src, dst string, replace map[string]string) error {
 		}
 		return os.WriteFile(target, b, 0o644)
 	})
-}
-
-// demoTB lets the testbed helpers run outside a test: cleanups run at exit
-// and Fatalf aborts the demo with the message.
-type demoTB struct {
-	cleanups []func()
-	dirs     []string
-}
-
-type fatal string
-
-func newDemoTB() *demoTB { return &demoTB{} }
-
-func (d *demoTB) Helper()                      {}
-func (d *demoTB) Cleanup(f func())             { d.cleanups = append(d.cleanups, f) }
-func (d *demoTB) Logf(format string, a ...any) {}
-func (d *demoTB) Fatalf(format string, a ...any) {
-	panic(fatal(fmt.Sprintf(format, a...)))
-}
-
-func (d *demoTB) TempDir() string {
-	dir, err := os.MkdirTemp("", "certsync-demo-")
-	if err != nil {
-		panic(fatal(err.Error()))
-	}
-	d.dirs = append(d.dirs, dir)
-	return dir
-}
-
-func (d *demoTB) close() {
-	for i := len(d.cleanups) - 1; i >= 0; i-- {
-		d.cleanups[i]()
-	}
-	for _, dir := range d.dirs {
-		os.RemoveAll(dir)
-	}
 }

@@ -3,6 +3,8 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +26,8 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+
+	"github.com/certsync/certsync/pki"
 )
 
 // ACMEOptions configure the test CA.
@@ -235,4 +240,33 @@ func waitForDNS(t TB, addr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("challtestsrv DNS on %s did not answer", addr)
+}
+
+// VerifyIssued checks a certificate chain the CA issued: it verifies to
+// the CA's root, its SANs are dnsNames (any order), and it is for key.
+// It returns the leaf.
+func (a *ACME) VerifyIssued(t TB, chainPEM []byte, key crypto.Signer, dnsNames []string) *x509.Certificate {
+	t.Helper()
+	chain, err := pki.ParseChain(chainPEM)
+	if err != nil {
+		t.Fatalf("issued chain: %v", err)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AppendCertsFromPEM(a.RootsPEM())
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		t.Fatalf("chain does not verify to the CA root: %v", err)
+	}
+	got, want := slices.Clone(chain[0].DNSNames), slices.Clone(dnsNames)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("SANs %v, want %v", got, want)
+	}
+	if !pki.KeyMatches(chain[0], key) {
+		t.Fatalf("certificate is not for the expected key")
+	}
+	return chain[0]
 }

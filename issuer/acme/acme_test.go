@@ -3,14 +3,11 @@ package acme
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -29,26 +26,16 @@ var (
 	solver = NewHTTP01Solver()
 )
 
-type mainTB struct{ cleanups []func() }
-
-func (m *mainTB) Helper()                        {}
-func (m *mainTB) Cleanup(f func())               { m.cleanups = append(m.cleanups, f) }
-func (m *mainTB) Logf(string, ...any)            {}
-func (m *mainTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
-func (m *mainTB) TempDir() string                { d, _ := os.MkdirTemp("", "acme-test"); return d }
-
 func TestMain(m *testing.M) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	go http.Serve(ln, solver)
-	tb := &mainTB{}
+	tb := &testbed.Process{}
 	ca = testbed.StartACME(tb, testbed.ACMEOptions{HTTP01Port: ln.Addr().(*net.TCPAddr).Port})
 	code := m.Run()
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
+	tb.Close()
 	ln.Close()
 	os.Exit(code)
 }
@@ -94,32 +81,6 @@ func request(t *testing.T, names ...string) (issuer.Request, crypto.Signer) {
 	return issuer.Request{Name: "ns/c", CSR: csr, DNSNames: names}, key
 }
 
-func verify(t *testing.T, cert *issuer.Certificate, key crypto.Signer, names []string) {
-	t.Helper()
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.RootsPEM())
-	chain, err := pki.ParseChain(cert.ChainPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
-		t.Errorf("chain does not verify to the CA root: %v", err)
-	}
-	got, want := slices.Clone(chain[0].DNSNames), slices.Clone(names)
-	sort.Strings(got)
-	sort.Strings(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("SANs %v, want %v", got, want)
-	}
-	if !pki.KeyMatches(chain[0], key) {
-		t.Errorf("certificate is not for the CSR's key")
-	}
-}
-
 func TestIssue(t *testing.T) {
 	iss := testIssuer(t, accountKey(t))
 	tests := []struct {
@@ -136,7 +97,7 @@ func TestIssue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			verify(t, cert, key, tt.names)
+			ca.VerifyIssued(t, cert.ChainPEM, key, tt.names)
 			w, ok, err := iss.RenewalWindow(context.Background(), cert.Leaf)
 			if err != nil || !ok || w.Start.Before(cert.Leaf.NotBefore) || w.End.After(cert.Leaf.NotAfter) || !w.End.After(w.Start) {
 				t.Errorf("ARI window %v–%v (ok %v, err %v) not inside the validity %v–%v", w.Start, w.End, ok, err, cert.Leaf.NotBefore, cert.Leaf.NotAfter)
