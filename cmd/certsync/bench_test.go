@@ -164,6 +164,9 @@ func BenchmarkReadTree10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if _, err := repo.Fetch(context.Background()); err != nil { // the clone is not part of a pass
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		s, err := repo.Fetch(context.Background())
