@@ -174,3 +174,19 @@ func withoutData(content []byte) []byte {
 	out = append(out, content[:start+1]...)
 	return append(out, content[end:]...)
 }
+
+// Recipients reads the recipients any SOPS-encrypted file of certsync's
+// (a Secret or an ACME account key) is encrypted to, without a key.
+func Recipients(p string, content []byte) ([]string, error) {
+	f, ok := scan(content)
+	if !ok {
+		f = file{}
+		if err := yaml.Unmarshal(withoutData(content), &f); err != nil {
+			return nil, errorf(p, "malformed YAML: %v", err)
+		}
+	}
+	if f.SOPS == nil {
+		return nil, errorf(p, "not SOPS-encrypted")
+	}
+	return f.recipients(), nil
+}

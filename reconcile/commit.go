@@ -132,7 +132,7 @@ func commitMessage(plan Plan, out *outcome) string {
 		}
 	}
 	for _, path := range sortedKeys(out.changes) {
-		if strings.HasPrefix(path, committed.AccountsDir) {
+		if strings.HasPrefix(path, committed.AccountsDir) && !isReencrypt(plan, path) {
 			accounts = append(accounts, "- "+path+": new ACME account key")
 		}
 	}
@@ -179,6 +179,15 @@ func recordsAfter(before map[string]committed.Certificate, changes []FileChange)
 		}
 	}
 	return after
+}
+
+func isReencrypt(plan Plan, path string) bool {
+	for _, a := range plan.Actions {
+		if a.Kind == Reencrypt && a.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 func plural(n int, word string) string {

@@ -140,6 +140,8 @@ type State struct {
 	// DesiredRecipients are the recipients .sops.yaml asks for, by path;
 	// a path without an entry is not checked.
 	DesiredRecipients map[string][]string
+	// Accounts are the recipients of each committed ACME account key file.
+	Accounts map[string][]string
 	// Failures are keyed by Certificate key ("namespace/name").
 	Failures map[string]Failure
 	// Broken are declarations that failed to parse or validate: the
@@ -201,6 +203,12 @@ func Calculate(s State) Plan {
 		planCertificate(&s, &p, c, path)
 	}
 	planPrunes(&s, &p, wanted, wantedSecrets)
+	for path, have := range s.Accounts {
+		if want, check := s.DesiredRecipients[path]; check && !slices.Equal(sorted(want), have) {
+			p.Actions = append(p.Actions, Action{Kind: Reencrypt, Path: path, Name: path,
+				Reason: fmt.Sprintf("ACME account key: recipients changed: %s → %s", strings.Join(have, ","), strings.Join(sorted(want), ","))})
+		}
+	}
 	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Path < p.Actions[j].Path })
 	return p
 }

@@ -108,6 +108,12 @@ func TestCalculate(t *testing.T) {
 			s.DesiredRecipients = map[string][]string{webRec.Path: {"age1b", "age1a"}}
 			return s
 		}(), want: "Reencrypt shop/web", wantReason: "recipients changed"},
+		{name: "account key recipients changed: re-encrypt it", state: func() State {
+			s := state(t0, []declared.Certificate{web}, webRec)
+			s.Accounts = map[string][]string{"accounts/clusterissuers/le.yaml": {"age1a"}}
+			s.DesiredRecipients = map[string][]string{"accounts/clusterissuers/le.yaml": {"age1a", "age1b"}, webRec.Path: {"age1a"}}
+			return s
+		}(), want: "Reencrypt /accounts/clusterissuers/le.yaml", wantReason: "ACME account key: recipients changed"},
 		{name: "declaration removed: prune file and Secret", state: state(t0, []declared.Certificate{web}, webRec, apiRec),
 			want: "PruneFile api/api-tls; PruneSecret api/api-tls"},
 		{name: "broken declaration protects its Secret", state: func() State {

@@ -48,6 +48,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Cluster:      r.cfg.ClusterName,
 		Committed:    map[string]committed.Certificate{},
 		Unreadable:   map[string]error{},
+		Accounts:     map[string][]string{},
 		ClusterKnown: r.cfg.Cluster != nil,
 		Observed:     map[string]Observed{},
 		Failures:     r.failureSnapshot(),
@@ -69,6 +70,17 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 				continue
 			}
 			p.state.Committed[path] = rec
+		case strings.HasPrefix(path, committed.AccountsDir):
+			content, err := tree.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			recipients, err := committed.Recipients(path, content)
+			if err != nil {
+				p.problems = append(p.problems, err)
+				continue
+			}
+			p.state.Accounts[path] = recipients
 		case strings.HasPrefix(path, committed.RequestsDir):
 			content, err := tree.ReadFile(path)
 			if err != nil {
@@ -104,7 +116,14 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	}
 	if lister, ok := enc.(RecipientLister); ok {
 		p.state.DesiredRecipients = map[string][]string{}
+		paths := make([]string, 0, len(p.state.Committed)+len(p.state.Accounts))
 		for path := range p.state.Committed {
+			paths = append(paths, path)
+		}
+		for path := range p.state.Accounts {
+			paths = append(paths, path)
+		}
+		for _, path := range paths {
 			want, err := lister.Recipients(path)
 			if err != nil {
 				p.problems = append(p.problems, fmt.Errorf("%s: recipients from %s: %w", path, SOPSConfigPath, err))

@@ -164,12 +164,14 @@ func TestLifecycle(t *testing.T) {
 		})
 		o := b.acme.Orders()
 		res := b.mustPass(t, t2)
-		if res.Commit == "" || b.acme.Orders() != o || res.Plan.Count(reconcile.Reencrypt) != 4 {
+		// Four Secrets and the ACME account key.
+		if res.Commit == "" || b.acme.Orders() != o || res.Plan.Count(reconcile.Reencrypt) != 5 {
 			t.Fatalf("commit %q, orders +%d, re-encrypts %d", res.Commit, b.acme.Orders()-o, res.Plan.Count(reconcile.Reencrypt))
 		}
 		saved := b.keyFile
 		b.keyFile = keyFile
 		b.sopsDecrypt(t, committed.SecretPath("default", "api", "api-tls"))
+		b.sopsDecrypt(t, committed.AccountPath("", "letsencrypt-staging-account"))
 		b.keyFile = saved
 		if res := b.mustPass(t, t2); res.Commit != "" {
 			t.Fatal("re-encrypted again although nothing changed")
