@@ -187,7 +187,6 @@ func BenchmarkReadTree10k(b *testing.B) {
 // again).
 func BenchmarkPass10kNothingDue(b *testing.B) {
 	r := newScaleRepo(b, benchCerts, 0, time.Time{})
-	r.args = append(r.args, "--http01-addr", "127.0.0.1:0") // nothing is ordered
 	cache := b.TempDir()
 	o := r.options(b, cache, time.Now())
 	rec, cleanup, err := build(context.Background(), o, func(string) string { return "" }, slog.New(slog.DiscardHandler))

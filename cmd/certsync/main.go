@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -142,15 +143,10 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 			return nil, noop, fmt.Errorf("read --acme-ca-file: %w", err)
 		}
 	}
-	http01 := acme.NewHTTP01Solver()
-	cleanup := noop
-	if !o.DryRun {
-		stopHTTP, err := serveHTTP01(o.HTTP01Addr, http01, log)
-		if err != nil {
-			return nil, noop, err
-		}
-		cleanup = stopHTTP
-	}
+	// The HTTP-01 listener opens with the first issuer, that is only when
+	// a pass orders something: a pass with nothing due binds no port.
+	http01 := &http01Listener{addr: o.HTTP01Addr, solver: acme.NewHTTP01Solver(), log: log}
+	cleanup := http01.stop
 	dns := acme.DNS01Options{CheckPropagation: o.DNS01CheckPropagation}
 	if o.DNS01Nameservers != "" {
 		dns.RecursiveNameservers = strings.Split(o.DNS01Nameservers, ",")
@@ -204,6 +200,30 @@ func openRepo(ctx context.Context, o *options, getenv func(string) string, log *
 		return gitRepository{}, fmt.Errorf("open repository %s: %w", redactURL(o.Repo), err)
 	}
 	return gitRepository{repo}, nil
+}
+
+// http01Listener serves HTTP-01 challenges for every issuer once one needs
+// it, and keeps serving until stop.
+type http01Listener struct {
+	addr   string
+	solver *acme.HTTP01Solver
+	log    *slog.Logger
+
+	once     sync.Once
+	err      error
+	shutdown func()
+}
+
+// start opens the listener on first use.
+func (h *http01Listener) start() (*acme.HTTP01Solver, error) {
+	h.once.Do(func() { h.shutdown, h.err = serveHTTP01(h.addr, h.solver, h.log) })
+	return h.solver, h.err
+}
+
+func (h *http01Listener) stop() {
+	if h.shutdown != nil {
+		h.shutdown()
+	}
 }
 
 // serveHTTP01 answers ACME HTTP-01 challenges on addr for every issuer.

@@ -113,14 +113,24 @@ func encrypterFactory(identities []byte, log *slog.Logger) reconcile.NewEncrypte
 	}
 }
 
-// issuerFactory builds ACME issuers sharing one HTTP-01 solver.
-func issuerFactory(http01 *acme.HTTP01Solver, dns acme.DNS01Options, extraRootsPEM []byte, log *slog.Logger) reconcile.NewIssuer {
+// issuerFactory builds ACME issuers sharing one HTTP-01 listener.
+func issuerFactory(http01 *http01Listener, dns acme.DNS01Options, extraRootsPEM []byte, log *slog.Logger) reconcile.NewIssuer {
 	return func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer) (issuer.Issuer, error) {
 		if iss.ACME == nil {
 			return nil, fmt.Errorf("%w: only ACME issuers are supported", issuer.ErrPermanent)
 		}
+		var solver *acme.HTTP01Solver
+		for _, sv := range iss.ACME.Solvers {
+			if sv.HTTP01 != nil {
+				var err error
+				if solver, err = http01.start(); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
 		return acme.New(ctx, acme.Config{
-			Issuer: *iss, AccountKey: accountKey, HTTP01: http01, DNS01: dns,
+			Issuer: *iss, AccountKey: accountKey, HTTP01: solver, DNS01: dns,
 			ExtraRootsPEM: extraRootsPEM, UserAgent: "certsync", Logger: log,
 		})
 	}
