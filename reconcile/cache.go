@@ -1,7 +1,9 @@
 package reconcile
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/certsync/certsync/committed"
@@ -64,40 +66,101 @@ func (g *generation) key(path string) string {
 	return path + "\x00" + h
 }
 
-func (g *generation) record(path string) (committed.Certificate, error) {
-	k := g.key(path)
-	if k != "" && g.prev != nil {
-		if c, ok := g.prev.records[k]; ok {
-			g.records[k] = c
-			return c.rec, c.err
+// parse reads the committed records and declarations at the given paths,
+// reusing the previous pass's results for files whose blob did not change.
+// Changed files are read in order (Git object reads) and parsed by one
+// worker per CPU: parsing, not reading, dominates a cold pass. Records come
+// back by path, declaration sets in the order of declPaths.
+func (g *generation) parse(ctx context.Context, recordPaths, declPaths []string) (map[string]cachedRecord, []declared.Set, error) {
+	type job struct {
+		i       int
+		path    string
+		decl    bool
+		content []byte
+	}
+	records := make([]cachedRecord, len(recordPaths))
+	decls := make([]declared.Set, len(declPaths))
+	jobs := make(chan job, 64)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if j.decl {
+					decls[j.i] = declared.ParseFile(declared.File{Path: j.path, Content: j.content})
+					continue
+				}
+				rec, err := committed.Read(j.path, j.content)
+				records[j.i] = cachedRecord{rec, err}
+			}
+		}()
+	}
+	feed := func() error {
+		defer close(jobs)
+		for i, path := range recordPaths {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if c, ok := g.prev.lookupRecord(g.key(path)); ok {
+				records[i] = c
+				continue
+			}
+			content, err := g.tree.ReadFile(path)
+			if err != nil {
+				records[i] = cachedRecord{err: fmt.Errorf("read %s: %w", path, err)}
+				continue
+			}
+			jobs <- job{i: i, path: path, content: content}
+		}
+		for i, path := range declPaths {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if s, ok := g.prev.lookupDecls(g.key(path)); ok {
+				decls[i] = s
+				continue
+			}
+			content, err := g.tree.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			jobs <- job{i: i, path: path, decl: true, content: content}
+		}
+		return nil
+	}
+	err := feed()
+	wg.Wait()
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]cachedRecord, len(recordPaths))
+	for i, path := range recordPaths {
+		out[path] = records[i]
+		if k := g.key(path); k != "" {
+			g.records[k] = records[i]
 		}
 	}
-	content, err := g.tree.ReadFile(path)
-	if err != nil {
-		return committed.Certificate{}, fmt.Errorf("read %s: %w", path, err)
+	for i, path := range declPaths {
+		if k := g.key(path); k != "" {
+			g.decls[k] = decls[i]
+		}
 	}
-	rec, err := committed.Read(path, content)
-	if k != "" {
-		g.records[k] = cachedRecord{rec, err}
-	}
-	return rec, err
+	return out, decls, nil
 }
 
-func (g *generation) declarations(path string) (declared.Set, error) {
-	k := g.key(path)
-	if k != "" && g.prev != nil {
-		if s, ok := g.prev.decls[k]; ok {
-			g.decls[k] = s
-			return s, nil
-		}
+func (g *generation) lookupRecord(key string) (cachedRecord, bool) {
+	if g == nil || key == "" {
+		return cachedRecord{}, false
 	}
-	content, err := g.tree.ReadFile(path)
-	if err != nil {
-		return declared.Set{}, fmt.Errorf("read %s: %w", path, err)
+	c, ok := g.records[key]
+	return c, ok
+}
+
+func (g *generation) lookupDecls(key string) (declared.Set, bool) {
+	if g == nil || key == "" {
+		return declared.Set{}, false
 	}
-	s := declared.ParseFile(declared.File{Path: path, Content: content})
-	if k != "" {
-		g.decls[k] = s
-	}
-	return s, nil
+	s, ok := g.decls[key]
+	return s, ok
 }

@@ -55,21 +55,14 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Policy:       r.cfg.Policy,
 	}
 	prefix := committed.ClusterPrefix(r.cfg.ClusterName)
-	cache := r.cache.next(tree)
-	var parts []declared.Set
+	var recordPaths, declPaths []string
 	for _, path := range tree.Paths() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		switch {
 		case strings.HasPrefix(path, prefix):
-			rec, err := cache.record(path)
-			if err != nil {
-				p.state.Unreadable[path] = err
-				p.problems = append(p.problems, err)
-				continue
-			}
-			p.state.Committed[path] = rec
+			recordPaths = append(recordPaths, path)
 		case strings.HasPrefix(path, committed.AccountsDir):
 			content, err := tree.ReadFile(path)
 			if err != nil {
@@ -93,14 +86,24 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			}
 			p.requests[req.Certificate] = req
 		case declared.IsManifestPath(path, committed.OutputDirs()):
-			part, err := cache.declarations(path)
-			if err != nil {
-				return nil, err
-			}
-			parts = append(parts, part)
+			declPaths = append(declPaths, path)
 		}
 	}
+	cache := r.cache.next(tree)
+	records, parts, err := cache.parse(ctx, recordPaths, declPaths)
+	if err != nil {
+		return nil, err
+	}
 	r.cache.store(cache)
+	for _, path := range recordPaths {
+		c := records[path]
+		if c.err != nil {
+			p.state.Unreadable[path] = c.err
+			p.problems = append(p.problems, c.err)
+			continue
+		}
+		p.state.Committed[path] = c.rec
+	}
 	p.set = declared.Combine(parts)
 	p.state.RenewRequests = map[string]time.Time{}
 	for key, req := range p.requests {
