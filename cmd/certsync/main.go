@@ -96,14 +96,20 @@ func cmdReconcile(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
 		return 1
 	}
-	if len(res.Problems) > 0 {
-		fmt.Fprintf(stderr, "\ncertsync: %d %s; the other certificates were handled:\n", len(res.Problems), plural(len(res.Problems), "problem"))
-		for _, p := range res.Problems {
-			fmt.Fprintf(stderr, "  - %v\n", p)
-		}
-		return 1
+	return reportProblems(stderr, res.Problems, "the other certificates were handled")
+}
+
+// reportProblems lists a pass's soft errors and returns the exit status:
+// 1 when there were any.
+func reportProblems(stderr io.Writer, problems []error, after string) int {
+	if len(problems) == 0 {
+		return 0
 	}
-	return 0
+	fmt.Fprintf(stderr, "\ncertsync: %d %s; %s:\n", len(problems), plural(len(problems), "problem"), after)
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "  - %v\n", p)
+	}
+	return 1
 }
 
 // reconcileOnce builds everything one pass needs from the options and runs it.

@@ -29,14 +29,7 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return 1
 	}
 	printStatus(stdout, res, time.Now())
-	if len(res.Problems) > 0 {
-		fmt.Fprintf(stderr, "\n%d %s:\n", len(res.Problems), plural(len(res.Problems), "problem"))
-		for _, p := range res.Problems {
-			fmt.Fprintf(stderr, "  - %v\n", p)
-		}
-		return 1
-	}
-	return 0
+	return reportProblems(stderr, res.Problems, "the table shows the valid declarations")
 }
 
 func printStatus(w io.Writer, res *reconcile.Result, now time.Time) {
