@@ -1,9 +1,12 @@
 // Package cluster puts certsync's Secrets into a Kubernetes cluster and
 // reports which ones it owns.
 //
-// Secrets are server-side applied with field manager "certsync" and the
-// label app.kubernetes.io/managed-by=certsync. certsync deletes only Secrets
-// that carry that label, so it can never remove a Secret it did not create.
+// Secrets are server-side applied with field manager "certsync", the label
+// app.kubernetes.io/managed-by=certsync and the label certsync.io/instance
+// naming the agent that applied them (a digest of its repository, branch
+// and cluster name). An agent lists and deletes only Secrets carrying its
+// own instance, so two certsync installations on one cluster (another
+// repository, another --cluster) never prune each other's Secrets.
 // Apply also records a hash of the Secret's type and data; Observe compares
 // it with the live data to tell a Secret edited by hand (drift) without
 // keeping anything outside the cluster.
@@ -36,23 +39,45 @@ const (
 	// AppliedHashAnnotation is a SHA-256 over the Secret's type and data
 	// as applied; a live Secret whose data no longer matches it drifted.
 	AppliedHashAnnotation = "certsync.io/applied-data-hash"
+	// InstanceLabel names the agent instance that owns a Secret; see
+	// Instance. OwnerAnnotation spells it out for people.
+	InstanceLabel   = "certsync.io/instance"
+	OwnerAnnotation = "certsync.io/owner"
 )
+
+// Owner identifies one agent: the repository (without credentials), the
+// branch and the cluster folder it applies.
+type Owner struct {
+	Repository, Branch, Cluster string
+}
+
+// Instance is the label value of an owner: a digest short enough for a
+// label, stable across restarts and replicas.
+func (o Owner) Instance() string {
+	sum := sha256.Sum256([]byte(o.Repository + "\x00" + o.Branch + "\x00" + o.Cluster))
+	return hex.EncodeToString(sum[:10])
+}
+
+func (o Owner) String() string { return o.Repository + "#" + o.Branch + " cluster " + o.Cluster }
 
 // Client-side rate limit towards the API server. Default: 200 requests/s,
 // bursts of 400.
 const (
 	DefaultQPS   = 200
 	DefaultBurst = 400
+	// DefaultTimeout bounds each request to the API server.
+	DefaultTimeout = 30 * time.Second
 )
 
-// Client talks to one cluster.
+// Client talks to one cluster on behalf of one Owner.
 type Client struct {
-	cs kubernetes.Interface
+	cs    kubernetes.Interface
+	owner Owner
 }
 
 // NewFromKubeconfig connects with a kubeconfig file; an empty path means
 // in-cluster configuration, then $KUBECONFIG and ~/.kube/config.
-func NewFromKubeconfig(path, context string) (*Client, error) {
+func NewFromKubeconfig(path, context string, owner Owner) (*Client, error) {
 	var cfg *rest.Config
 	var err error
 	if path == "" {
@@ -66,11 +91,14 @@ func NewFromKubeconfig(path, context string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", path, err)
 	}
-	return NewForConfig(cfg)
+	return NewForConfig(cfg, owner)
 }
 
 // NewForConfig connects with a rest.Config.
-func NewForConfig(cfg *rest.Config) (*Client, error) {
+func NewForConfig(cfg *rest.Config, owner Owner) (*Client, error) {
+	if owner.Cluster == "" || owner.Repository == "" {
+		return nil, errors.New("cluster: the owner's repository and cluster name are required: they decide which Secrets this agent may prune")
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "certsync"
 	// client-go's default (5 requests/s, burst 10) would make applying
@@ -78,11 +106,16 @@ func NewForConfig(cfg *rest.Config) (*Client, error) {
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = DefaultQPS, DefaultBurst
 	}
+	// A request to an API server that accepts the connection and never
+	// answers must not hang a pass.
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return &Client{cs: cs}, nil
+	return &Client{cs: cs, owner: owner}, nil
 }
 
 // DataHash is the hash Apply records: over type and data, keys sorted.
@@ -105,14 +138,16 @@ func DataHash(typ corev1.SecretType, data map[string][]byte) string {
 
 // Apply server-side-applies s with certsync's ownership label and data hash.
 func (c *Client) Apply(ctx context.Context, s *corev1.Secret) error {
-	labels := map[string]string{ManagedByLabel: ManagedByValue}
+	labels := map[string]string{}
 	for k, v := range s.Labels {
 		labels[k] = v
 	}
-	ann := map[string]string{AppliedHashAnnotation: DataHash(s.Type, s.Data)}
+	labels[ManagedByLabel], labels[InstanceLabel] = ManagedByValue, c.owner.Instance()
+	ann := map[string]string{}
 	for k, v := range s.Annotations {
 		ann[k] = v
 	}
+	ann[AppliedHashAnnotation], ann[OwnerAnnotation] = DataHash(s.Type, s.Data), c.owner.String()
 	ac := corev1ac.Secret(s.Name, s.Namespace).
 		WithType(s.Type).WithData(s.Data).WithLabels(labels).WithAnnotations(ann)
 	_, err := c.cs.CoreV1().Secrets(s.Namespace).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
@@ -134,15 +169,15 @@ type Observed struct {
 	Drifted bool
 }
 
-// Observe lists the Secrets carrying certsync's label, in the given
-// namespaces or all of them (nil), page by page.
+// Observe lists the Secrets this agent owns (certsync's label and its own
+// instance), in the given namespaces or all of them (nil), page by page.
 func (c *Client) Observe(ctx context.Context, namespaces []string) ([]Observed, error) {
 	if namespaces == nil {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	var out []Observed
 	for _, ns := range namespaces {
-		opts := metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedByValue, Limit: 500}
+		opts := metav1.ListOptions{LabelSelector: c.selector(), Limit: 500}
 		for {
 			list, err := c.cs.CoreV1().Secrets(ns).List(ctx, opts)
 			if err != nil {
@@ -173,9 +208,13 @@ func (c *Client) Get(ctx context.Context, namespace, name string) (*corev1.Secre
 	return s, nil
 }
 
-// ErrNotOwned is returned when asked to delete a Secret certsync did not
-// create.
-var ErrNotOwned = errors.New("Secret is not managed by certsync (no app.kubernetes.io/managed-by=certsync label); refusing to delete it")
+func (c *Client) selector() string {
+	return ManagedByLabel + "=" + ManagedByValue + "," + InstanceLabel + "=" + c.owner.Instance()
+}
+
+// ErrNotOwned is returned when asked to delete a Secret this agent did not
+// apply.
+var ErrNotOwned = errors.New("Secret is not owned by this certsync agent (labels app.kubernetes.io/managed-by=certsync and its certsync.io/instance); refusing to delete it")
 
 // Delete removes an owned Secret. A Secret that is already gone is fine.
 func (c *Client) Delete(ctx context.Context, namespace, name string) error {
@@ -186,7 +225,7 @@ func (c *Client) Delete(ctx context.Context, namespace, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete Secret %s/%s: %w", namespace, name, scrub(err))
 	}
-	if s.Labels[ManagedByLabel] != ManagedByValue {
+	if s.Labels[ManagedByLabel] != ManagedByValue || s.Labels[InstanceLabel] != c.owner.Instance() {
 		return fmt.Errorf("delete Secret %s/%s: %w", namespace, name, ErrNotOwned)
 	}
 	uid := s.UID

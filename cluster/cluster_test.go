@@ -28,8 +28,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var testOwner = Owner{Repository: "https://git.example/certs.git", Branch: "main", Cluster: "default"}
+
 func client(t testing.TB) (*Client, kubernetes.Interface) {
-	c, err := NewFromKubeconfig(api.Kubeconfig, "")
+	return clientFor(t, testOwner)
+}
+
+func clientFor(t testing.TB, owner Owner) (*Client, kubernetes.Interface) {
+	c, err := NewFromKubeconfig(api.Kubeconfig, "", owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +112,38 @@ func TestApplyObserveDrift(t *testing.T) {
 	}
 	if err := c.Event(ctx, "shop", "web-tls", corev1.EventTypeNormal, "Issued", "test"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two agents on one cluster (another repository, or another cluster name)
+// never see or delete each other's Secrets.
+func TestOwnershipIsPerInstance(t *testing.T) {
+	ctx := context.Background()
+	mine, _ := client(t)
+	for _, other := range []Owner{
+		{Repository: "https://git.example/other.git", Branch: "main", Cluster: "default"},
+		{Repository: testOwner.Repository, Branch: "main", Cluster: "staging"},
+	} {
+		theirs, _ := clientFor(t, other)
+		name := "theirs-" + other.Instance()[:6]
+		if err := theirs.Apply(ctx, tlsSecret(name)); err != nil {
+			t.Fatal(err)
+		}
+		if _, seen := observe(t, mine)["shop/"+name]; seen {
+			t.Errorf("%s: another instance's Secret is observed as ours", other)
+		}
+		if err := mine.Delete(ctx, "shop", name); !errors.Is(err, ErrNotOwned) {
+			t.Errorf("%s: deleting another instance's Secret: %v", other, err)
+		}
+		if _, err := theirs.Get(ctx, "shop", name); err != nil {
+			t.Errorf("%s: Secret gone: %v", other, err)
+		}
+		if live, _ := theirs.Get(ctx, "shop", name); live != nil && live.Annotations[OwnerAnnotation] != other.String() {
+			t.Errorf("owner annotation %q", live.Annotations[OwnerAnnotation])
+		}
+	}
+	if _, err := NewFromKubeconfig(api.Kubeconfig, "", Owner{}); err == nil {
+		t.Error("a client without an owner must be refused")
 	}
 }
 

@@ -22,6 +22,14 @@
 // below record what was issued, so a pass decides what is due from Git alone:
 // no decryption key is needed to plan, to show status, or to review a PR.
 // SOPS's MAC covers these values, so an edit is detected on decryption.
+//
+// # Data in the clear
+//
+// Reading a file also tells whether its secrets are really encrypted: a
+// file with no sops section, or one a .sops.yaml rule encrypted without
+// touching data (encrypted_regex ^nothing$), has its private key in Git for
+// anyone who can read the repository. Read and Exposed name such values
+// (never quote them) so the planner can replace the key.
 package committed
 
 import (

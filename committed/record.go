@@ -1,12 +1,9 @@
 package committed
 
 import (
-	"bytes"
 	"sort"
 	"strings"
 	"time"
-
-	yaml "go.yaml.in/yaml/v3"
 )
 
 // Certificate is a certificate as committed: what the plaintext metadata of
@@ -43,55 +40,51 @@ type Certificate struct {
 
 	// Source is the repository file that declared the certificate.
 	Source string
-}
 
-// file is the plaintext part of a SOPS-encrypted Secret.
-type file struct {
-	Kind     string `yaml:"kind"`
-	Metadata struct {
-		Name        string            `yaml:"name"`
-		Namespace   string            `yaml:"namespace"`
-		Annotations map[string]string `yaml:"annotations"`
-	} `yaml:"metadata"`
-	SOPS *sopsMeta `yaml:"sops"`
-}
-
-type sopsMeta struct {
-	Age []struct {
-		Recipient string `yaml:"recipient"`
-	} `yaml:"age"`
-	PGP []struct {
-		FP string `yaml:"fp"`
-	} `yaml:"pgp"`
+	// Encrypted is true when the file has a sops section. A Secret
+	// committed without one holds its private key in the clear.
+	Encrypted bool
+	// PlaintextData lists, sorted, the values under data and stringData
+	// that are not SOPS ciphertexts ("data.tls.key"): a .sops.yaml rule
+	// left them unencrypted, or the file has no sops section at all.
+	// Empty values are not listed: there is nothing in them to expose.
+	PlaintextData []string
 }
 
 // Read reads the record of the Secret file at p. It fails when the file is
-// not a SOPS-encrypted Secret whose metadata matches its path: a file
-// someone moved or edited by hand is reported rather than trusted.
+// not a Secret whose metadata matches its path: a file someone moved or
+// edited by hand is reported rather than trusted. A Secret with no sops
+// section is read (Encrypted false, PlaintextData naming its keys) so the
+// planner can replace it: its key has been exposed.
 func Read(p string, content []byte) (Certificate, error) {
 	cluster, ns, name, ok := ParseSecretPath(p)
 	if !ok {
 		return Certificate{}, errorf(p, "not a certsync Secret path (want %s<cluster>/<namespace>/<secretName>.yaml)", SecretsDir)
 	}
-	f, ok := scan(content)
-	if !ok {
-		f = file{}
-		if err := yaml.Unmarshal(withoutData(content), &f); err != nil {
-			return Certificate{}, errorf(p, "malformed YAML: %v", err)
-		}
+	f, err := readFile(p, content)
+	if err != nil {
+		return Certificate{}, err
 	}
 	if f.Kind != "Secret" {
 		return Certificate{}, errorf(p, "kind is %q, want Secret", f.Kind)
 	}
-	if f.SOPS == nil {
-		return Certificate{}, errorf(p, "not SOPS-encrypted: certsync never writes a Secret in plaintext; delete the file and let certsync issue it again")
-	}
 	if f.Metadata.Namespace != ns || f.Metadata.Name != name {
 		return Certificate{}, errorf(p, "metadata says %s/%s, which does not match the path", f.Metadata.Namespace, f.Metadata.Name)
 	}
-	a := f.Metadata.Annotations
-	c := Certificate{
-		Path: p, Cluster: cluster, Namespace: ns, SecretName: name,
+	c := FromAnnotations(f.Metadata.Annotations)
+	c.Path, c.Cluster, c.Namespace, c.SecretName = p, cluster, ns, name
+	c.Encrypted = f.SOPS != nil
+	c.Recipients = f.recipients()
+	c.PlaintextData = f.plaintext
+	return c, nil
+}
+
+// FromAnnotations reads the fields of a record that the Secret's
+// annotations carry (everything but the path, the recipients and the
+// encryption state). Read uses it on the plaintext metadata; render.Verify
+// uses it on the decrypted Secret, so both are read the same way.
+func FromAnnotations(a map[string]string) Certificate {
+	return Certificate{
 		Certificate: a[AnnotationCertificate],
 		CommonName:  a[AnnotationCMCommonName],
 		DNSNames:    splitList(a[AnnotationCMAltNames]),
@@ -108,13 +101,39 @@ func Read(p string, content []byte) (Certificate, error) {
 		RenewalWindowStart: parseTime(a[AnnotationRenewalWindowStart]),
 		RenewalWindowEnd:   parseTime(a[AnnotationRenewalWindowEnd]),
 
-		Recipients: f.recipients(),
-		Source:     a[AnnotationSource],
+		Source: a[AnnotationSource],
 	}
-	return c, nil
+}
+
+// Recipients reads the recipients any SOPS-encrypted file of certsync's
+// (a Secret or an ACME account key) is encrypted to, without a key. A file
+// with no sops section has none: nil, and no error; Exposed tells what it
+// holds in the clear.
+func Recipients(p string, content []byte) ([]string, error) {
+	f, err := readFile(p, content)
+	if err != nil {
+		return nil, err
+	}
+	return f.recipients(), nil
+}
+
+// Exposed lists, sorted, the values under data and stringData of any
+// certsync file (a Secret or an ACME account key) that are not SOPS
+// ciphertexts, as "data.<key>": everything when the file has no sops
+// section, the keys a .sops.yaml rule left alone otherwise. It never
+// returns the values.
+func Exposed(p string, content []byte) ([]string, error) {
+	f, err := readFile(p, content)
+	if err != nil {
+		return nil, err
+	}
+	return f.plaintext, nil
 }
 
 func (f *file) recipients() []string {
+	if f.SOPS == nil {
+		return nil
+	}
 	var out []string
 	for _, k := range f.SOPS.Age {
 		out = append(out, k.Recipient)
@@ -150,43 +169,4 @@ func splitList(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
-}
-
-// withoutData drops the top-level data block (the ciphertext, most of the
-// file) before parsing: planning reads thousands of these files and needs
-// only the metadata and the sops section. Files not in block style are
-// returned whole.
-func withoutData(content []byte) []byte {
-	start := bytes.Index(content, []byte("\ndata:\n"))
-	if start < 0 {
-		return content
-	}
-	end := start + len("\ndata:\n")
-	for end < len(content) && (content[end] == ' ' || content[end] == '-') {
-		nl := bytes.IndexByte(content[end:], '\n')
-		if nl < 0 {
-			end = len(content)
-			break
-		}
-		end += nl + 1
-	}
-	out := make([]byte, 0, len(content)-(end-start)+1)
-	out = append(out, content[:start+1]...)
-	return append(out, content[end:]...)
-}
-
-// Recipients reads the recipients any SOPS-encrypted file of certsync's
-// (a Secret or an ACME account key) is encrypted to, without a key.
-func Recipients(p string, content []byte) ([]string, error) {
-	f, ok := scan(content)
-	if !ok {
-		f = file{}
-		if err := yaml.Unmarshal(withoutData(content), &f); err != nil {
-			return nil, errorf(p, "malformed YAML: %v", err)
-		}
-	}
-	if f.SOPS == nil {
-		return nil, errorf(p, "not SOPS-encrypted")
-	}
-	return f.recipients(), nil
 }

@@ -44,7 +44,10 @@ func parseCertificate(d *document) (Certificate, error) {
 		return c, d.fail("spec.secretName", "is required")
 	}
 	if msgs := validation.IsDNS1123Subdomain(c.SecretName); len(msgs) > 0 {
-		return c, d.fail("spec.secretName", "%q is not a valid Secret name: %s", c.SecretName, strings.Join(msgs, "; "))
+		return c, d.fail("spec.secretName", "%q is not a valid Secret name: %s", clip(c.SecretName), strings.Join(msgs, "; "))
+	}
+	if err := validateSecretTemplate(d, c.SecretTemplate); err != nil {
+		return c, err
 	}
 	if err := validateNames(d, &c, sp.IPAddresses, sp.URIs, sp.EmailAddresses, sp.IsCA); err != nil {
 		return c, err
@@ -77,35 +80,25 @@ func validateNames(d *document, c *Certificate, ips, uris, emails []string, isCA
 	if len(c.CommonName) > maxCommonName {
 		return d.fail("spec.commonName", "is %d bytes long; a commonName may be at most %d (put long names in dnsNames only)", len(c.CommonName), maxCommonName)
 	}
-	seen := map[string]bool{}
+	if looksLikeDNSName(c.CommonName) {
+		if err := validDNSName(c.CommonName); err != nil {
+			return d.fail("spec.commonName", "%q: %v", clip(c.CommonName), err)
+		}
+	}
+	// Counted before any name is validated: the bound comes first.
+	if len(c.DNSNames) > MaxNames {
+		return d.failKey("spec", "dnsNames", "has %d names; a certificate may have at most %d (Let's Encrypt's limit): split it into several Certificates", len(c.DNSNames), MaxNames)
+	}
+	seen := make(map[string]bool, len(c.DNSNames))
 	for i, n := range c.DNSNames {
 		field := fmt.Sprintf("spec.dnsNames[%d]", i)
 		if err := validDNSName(n); err != nil {
-			return d.fail(field, "%q: %v", n, err)
+			return d.fail(field, "%q: %v", clip(n), err)
 		}
 		if seen[n] {
-			return d.fail(field, "%q is listed twice", n)
+			return d.fail(field, "%q is listed twice", clip(n))
 		}
 		seen[n] = true
-	}
-	return nil
-}
-
-// validDNSName accepts what an ACME CA can validate: a lower-case fully
-// qualified name, optionally with a single leading wildcard label.
-func validDNSName(n string) error {
-	if n != strings.ToLower(n) {
-		return fmt.Errorf("must be lower case")
-	}
-	host := strings.TrimPrefix(n, "*.")
-	if strings.Contains(host, "*") {
-		return fmt.Errorf("a wildcard may only be the whole leftmost label (*.example.com)")
-	}
-	if msgs := validation.IsDNS1123Subdomain(host); len(msgs) > 0 {
-		return fmt.Errorf("not a valid DNS name: %s", strings.Join(msgs, "; "))
-	}
-	if !strings.Contains(host, ".") {
-		return fmt.Errorf("not a fully qualified DNS name: it needs at least two labels")
 	}
 	return nil
 }
@@ -231,11 +224,11 @@ func validateObjectName(d *document, name, namespace string) error {
 		return d.fail("metadata.name", "is required")
 	}
 	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
-		return d.fail("metadata.name", "%q: %s", name, strings.Join(msgs, "; "))
+		return d.fail("metadata.name", "%q: %s", clip(name), strings.Join(msgs, "; "))
 	}
 	if namespace != "" {
 		if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
-			return d.fail("metadata.namespace", "%q: %s", namespace, strings.Join(msgs, "; "))
+			return d.fail("metadata.namespace", "%q: %s", clip(namespace), strings.Join(msgs, "; "))
 		}
 	}
 	return nil

@@ -10,8 +10,9 @@ import (
 // crossCheck applies the rules that need the whole repository: a
 // Certificate must name an issuer that exists, names and secretNames must be
 // unique per namespace, and ACME's own rules (commonName among the
-// dnsNames). A Certificate that breaks one is moved to Problems; the others
-// stay.
+// dnsNames, at most MaxNamesProfile names under a limited profile). A
+// Certificate that breaks one is moved to Problems; the others stay. Then
+// the Secrets are checked (checkSecrets).
 func (s *Set) crossCheck() {
 	issuers := map[IssuerRef]*Issuer{}
 	var keptIssuers []Issuer
@@ -62,7 +63,15 @@ func (s *Set) crossCheck() {
 		kept = append(kept, c)
 	}
 	s.Certificates = kept
-	sort.SliceStable(s.Problems, func(i, j int) bool { return s.Problems[i].Source.String() < s.Problems[j].Source.String() })
+	s.checkSecrets()
+	// By file, then by line as a number ("a.yaml:9" before "a.yaml:10").
+	sort.SliceStable(s.Problems, func(i, j int) bool {
+		a, b := s.Problems[i].Source, s.Problems[j].Source
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
 }
 
 func (s *Set) sources(idx []int) string {
@@ -95,8 +104,14 @@ func checkIssuer(c *Certificate, issuers map[IssuerRef]*Issuer) error {
 		}
 		return fmt.Errorf("spec.issuerRef: %w: %s is not declared in the repository", ErrUnknownIssuer, where)
 	}
-	if iss.ACME != nil && c.CommonName != "" && !contains(c.DNSNames, c.CommonName) {
-		return fmt.Errorf("spec.commonName %q is not in spec.dnsNames: ACME requires the commonName to also be present in the list of dnsNames", c.CommonName)
+	if iss.ACME == nil {
+		return nil
+	}
+	if c.CommonName != "" && !contains(c.DNSNames, c.CommonName) {
+		return fmt.Errorf("spec.commonName %q is not in spec.dnsNames: ACME requires the commonName to also be present in the list of dnsNames", clip(c.CommonName))
+	}
+	if limitedProfile(iss.ACME.Profile) && len(c.DNSNames) > MaxNamesProfile {
+		return fmt.Errorf("spec.dnsNames has %d names; %s orders with ACME profile %q, which allows at most %d: split the Certificate, or use an issuer with the default profile (up to %d)", len(c.DNSNames), iss.Key(), iss.ACME.Profile, MaxNamesProfile, MaxNames)
 	}
 	return nil
 }

@@ -1,9 +1,14 @@
 package declared
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 func parseIssuer(d *document, kind string) (Issuer, error) {
@@ -55,11 +60,11 @@ func parseACME(d *document, raw *rawACME) (*ACMEIssuer, error) {
 		return nil, d.fail("spec.acme.privateKeySecretRef.name", "is required: it names the account key certsync keeps in the repository")
 	}
 	if raw.ExternalAccountBinding != nil {
-		eab := raw.ExternalAccountBinding
-		if eab.KeyID == "" || eab.KeySecretRef.Name == "" {
-			return nil, d.fail("spec.acme.externalAccountBinding", "keyID and keySecretRef.name are required")
+		eab, err := parseEAB(d, "spec.acme.externalAccountBinding")
+		if err != nil {
+			return nil, err
 		}
-		a.ExternalAccountBinding = &ExternalAccountBinding{KeyID: eab.KeyID, KeySecretRef: eab.KeySecretRef.Name}
+		a.ExternalAccountBinding = eab
 	}
 	if len(raw.Solvers) == 0 {
 		return nil, d.fail("spec.acme.solvers", "at least one solver is required")
@@ -72,6 +77,50 @@ func parseACME(d *document, raw *rawACME) (*ACMEIssuer, error) {
 		a.Solvers = append(a.Solvers, s)
 	}
 	return a, nil
+}
+
+// parseEAB reads spec.acme.externalAccountBinding from the document's node:
+// the HMAC key is a Secret reference, validated as cert-manager validates
+// it (keyID, keySecretRef.name and keySecretRef.key are required).
+func parseEAB(d *document, field string) (*ExternalAccountBinding, error) {
+	n := d.root
+	for _, k := range strings.Split(field, ".") {
+		if n = mappingValue(n, k); n == nil {
+			return nil, d.fail(field, "cannot read it")
+		}
+	}
+	var raw map[string]any
+	if err := n.Decode(&raw); err != nil {
+		return nil, d.fail(field, "must be a mapping with keyID and keySecretRef")
+	}
+	eab := &ExternalAccountBinding{}
+	for _, k := range sortedKeys(raw) {
+		v := raw[k]
+		switch k {
+		case "keyID":
+			eab.KeyID = scalar(v)
+		case "keyAlgorithm":
+			eab.KeyAlgorithm = scalar(v)
+			if !slices.Contains([]string{"HS256", "HS384", "HS512"}, eab.KeyAlgorithm) {
+				return nil, d.fail(field+".keyAlgorithm", "%q is not one of HS256, HS384, HS512 (the field is deprecated: remove it)", eab.KeyAlgorithm)
+			}
+		case "keySecretRef":
+			ref, err := parseSecretRef(d, field+".keySecretRef", v)
+			if err != nil {
+				return nil, err
+			}
+			eab.KeySecretRef = ref
+		default:
+			return nil, d.fail(field+"."+k, "unknown field; externalAccountBinding has keyID, keySecretRef and keyAlgorithm")
+		}
+	}
+	if eab.KeyID == "" {
+		return nil, d.fail(field+".keyID", "is required: the key identifier the CA gave with the HMAC key")
+	}
+	if eab.KeySecretRef.Name == "" {
+		return nil, d.fail(field+".keySecretRef", "is required: the Secret holding the base64url HMAC key")
+	}
+	return eab, nil
 }
 
 func parseSolver(d *document, field string, raw rawSolver) (Solver, error) {
@@ -96,22 +145,68 @@ func parseSolver(d *document, field string, raw rawSolver) (Solver, error) {
 	return s, nil
 }
 
-// builtinDNS01 maps cert-manager's built-in DNS-01 provider blocks onto the
-// lego provider for the same service, and the block's non-secret settings
-// onto that provider's environment variables. Credentials stay where lego
-// reads them: the agent's environment (or *_FILE variables), never Git.
-var builtinDNS01 = map[string]struct {
-	lego   string
-	fields map[string]string
-}{
-	"cloudflare":   {"cloudflare", map[string]string{"email": "CLOUDFLARE_EMAIL"}},
-	"route53":      {"route53", map[string]string{"region": "AWS_REGION", "hostedZoneID": "AWS_HOSTED_ZONE_ID", "role": "AWS_ASSUME_ROLE_ARN"}},
-	"digitalocean": {"digitalocean", nil},
-	"rfc2136":      {"rfc2136", map[string]string{"nameserver": "RFC2136_NAMESERVER", "tsigKeyName": "RFC2136_TSIG_KEY", "tsigAlgorithm": "RFC2136_TSIG_ALGORITHM"}},
-	"azureDNS":     {"azuredns", map[string]string{"subscriptionID": "AZURE_SUBSCRIPTION_ID", "resourceGroupName": "AZURE_RESOURCE_GROUP", "hostedZoneName": "AZURE_ZONE_NAME", "tenantID": "AZURE_TENANT_ID", "clientID": "AZURE_CLIENT_ID"}},
-	"cloudDNS":     {"gcloud", map[string]string{"project": "GCE_PROJECT"}},
-	"acmeDNS":      {"acme-dns", map[string]string{"host": "ACME_DNS_API_BASE"}},
-	"akamai":       {"edgedns", map[string]string{"serviceConsumerDomain": "AKAMAI_HOST"}},
+// dns01Schema is what certsync reads of one cert-manager DNS-01 provider
+// block: its non-secret fields, its *SecretRef fields, the cert-manager
+// fields it refuses (with what to do instead), and cert-manager's rules
+// across fields.
+type dns01Schema struct {
+	settings []string
+	secrets  []string
+	refused  map[string]string
+	check    func(d *document, field string, s *DNS01Solver) error
+}
+
+// dns01Schemas are cert-manager's provider blocks (field names from its
+// acme/v1 API). Credentials are always *SecretRef fields: a manifest names
+// a Secret, never a value or a variable of the agent's environment.
+var dns01Schemas = map[string]dns01Schema{
+	DNS01Cloudflare: {
+		settings: []string{"email"},
+		secrets:  []string{"apiTokenSecretRef", "apiKeySecretRef"},
+		check:    checkCloudflare,
+	},
+	DNS01Route53: {
+		settings: []string{"accessKeyID", "region", "hostedZoneID", "role"},
+		secrets:  []string{"accessKeyIDSecretRef", "secretAccessKeySecretRef"},
+		refused:  map[string]string{"auth": "Kubernetes ServiceAccount tokens are not supported by certsync: give the agent its own AWS identity (IRSA, EKS Pod Identity, instance role) and leave the credentials unset, or use accessKeyIDSecretRef and secretAccessKeySecretRef"},
+		check:    checkRoute53,
+	},
+	DNS01DigitalOcean: {
+		secrets: []string{"tokenSecretRef"},
+		check:   requireSecrets("tokenSecretRef"),
+	},
+	DNS01RFC2136: {
+		settings: []string{"nameserver", "tsigKeyName", "tsigAlgorithm", "protocol"},
+		secrets:  []string{"tsigSecretSecretRef"},
+		check:    checkRFC2136,
+	},
+	DNS01AzureDNS: {
+		settings: []string{"clientID", "subscriptionID", "tenantID", "resourceGroupName", "hostedZoneName", "environment"},
+		secrets:  []string{"clientSecretSecretRef"},
+		refused:  map[string]string{"managedIdentity": "is not supported by certsync: leave clientID, clientSecretSecretRef and tenantID unset and the agent uses its own Azure identity (workload identity, managed identity) from its environment"},
+		check:    checkAzureDNS,
+	},
+	DNS01CloudDNS: {
+		settings: []string{"project", "hostedZoneName"},
+		secrets:  []string{"serviceAccountSecretRef"},
+		check:    requireSettings("project"),
+	},
+	DNS01AcmeDNS: {
+		settings: []string{"host"},
+		secrets:  []string{"accountSecretRef"},
+		check:    all(requireSettings("host"), requireSecrets("accountSecretRef")),
+	},
+	DNS01Akamai: {
+		settings: []string{"serviceConsumerDomain"},
+		secrets:  []string{"clientTokenSecretRef", "clientSecretSecretRef", "accessTokenSecretRef"},
+		check:    all(requireSettings("serviceConsumerDomain"), requireSecrets("clientTokenSecretRef", "clientSecretSecretRef", "accessTokenSecretRef")),
+	},
+	DNS01Webhook: {
+		settings: []string{"solverName", "groupName"},
+		// The old meaning of config (lego environment variables) let anyone
+		// who merges to the repository configure the agent's process.
+		refused: map[string]string{"config": "webhook.config would configure the agent's process from the repository; set the provider's variables in the agent's environment instead (and allow the provider with --dns01-allow-providers)"},
+	},
 }
 
 func parseDNS01(d *document, field string, raw map[string]any) (*DNS01Solver, error) {
@@ -125,31 +220,245 @@ func parseDNS01(d *document, field string, raw map[string]any) (*DNS01Solver, er
 	if len(names) != 1 {
 		return nil, d.fail(field, "set exactly one DNS provider (found %d: %v)", len(names), names)
 	}
-	block, _ := raw[names[0]].(map[string]any)
-	if names[0] == "webhook" {
-		// webhook.solverName names any lego DNS provider; webhook.config
-		// holds that provider's settings by environment variable name.
-		name, _ := block["solverName"].(string)
-		if name == "" {
-			return nil, d.fail(field+".webhook.solverName", "is required: the name of a lego DNS provider (e.g. httpreq, exec, ovh)")
+	name := names[0]
+	field += "." + name
+	schema, ok := dns01Schemas[name]
+	if !ok {
+		return nil, d.fail(field, "unknown DNS-01 provider; use one of cert-manager's (%s) or webhook with solverName set to a lego provider", strings.Join(sortedKeys(dns01Schemas), ", "))
+	}
+	block, ok := raw[name].(map[string]any)
+	if raw[name] != nil && !ok {
+		return nil, d.fail(field, "must be a mapping of the provider's fields")
+	}
+	s := &DNS01Solver{Provider: name, Settings: map[string]string{}, Secrets: map[string]SecretKeySelector{}}
+	for _, k := range sortedKeys(block) {
+		v := block[k]
+		switch {
+		case slices.Contains(schema.settings, k):
+			if !isScalar(v) {
+				return nil, d.fail(field+"."+k, "must be a single value")
+			}
+			if v != nil {
+				s.Settings[k] = scalar(v)
+			}
+		case slices.Contains(schema.secrets, k):
+			ref, err := parseSecretRef(d, field+"."+k, v)
+			if err != nil {
+				return nil, err
+			}
+			s.Secrets[k] = ref
+		case schema.refused[k] != "":
+			return nil, d.fail(field+"."+k, "%s", schema.refused[k])
+		default:
+			return nil, d.fail(field+"."+k, "unknown field of the %s provider; it has %s", name, strings.Join(slices.Concat(schema.settings, schema.secrets), ", "))
 		}
-		cfg := map[string]string{}
-		if c, ok := block["config"].(map[string]any); ok {
-			for k, v := range c {
-				cfg[k] = fmt.Sprint(v)
+	}
+	if name == DNS01Webhook {
+		s.SolverName = s.Settings["solverName"]
+		delete(s.Settings, "solverName")
+		if s.SolverName == "" {
+			return nil, d.fail(field+".solverName", "is required: the name of a lego DNS provider (e.g. httpreq, ovh), configured from the agent's environment")
+		}
+	}
+	if schema.check != nil {
+		if err := schema.check(d, field, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// parseSecretRef reads a SecretKeySelector. As cert-manager validates the
+// *SecretRef fields of issuers, both name and key are required.
+func parseSecretRef(d *document, field string, v any) (SecretKeySelector, error) {
+	m, ok := v.(map[string]any)
+	if v != nil && !ok {
+		return SecretKeySelector{}, d.fail(field, "must be a mapping with name and key")
+	}
+	var ref SecretKeySelector
+	for _, k := range sortedKeys(m) {
+		switch k {
+		case "name":
+			ref.Name = scalar(m[k])
+		case "key":
+			ref.Key = scalar(m[k])
+		default:
+			return ref, d.fail(field+"."+k, "unknown field; a Secret reference has name and key")
+		}
+	}
+	if ref.Name == "" {
+		return ref, d.fail(field+".name", "is required: the Secret holding the value, in the issuer's namespace (cert-manager's for a ClusterIssuer)")
+	}
+	if ref.Key == "" {
+		return ref, d.fail(field+".key", "is required: the key of Secret %s that holds the value", ref.Name)
+	}
+	return ref, nil
+}
+
+func checkCloudflare(d *document, field string, s *DNS01Solver) error {
+	_, key := s.Secrets["apiKeySecretRef"]
+	_, token := s.Secrets["apiTokenSecretRef"]
+	switch {
+	case key && token:
+		return d.fail(field, "apiKeySecretRef and apiTokenSecretRef cannot both be specified")
+	case !key && !token:
+		return d.fail(field, "apiTokenSecretRef (or apiKeySecretRef with email) is required")
+	case key && s.Settings["email"] == "":
+		return d.fail(field+".email", "is required with apiKeySecretRef")
+	}
+	return nil
+}
+
+func checkRoute53(d *document, field string, s *DNS01Solver) error {
+	_, idRef := s.Secrets["accessKeyIDSecretRef"]
+	_, secret := s.Secrets["secretAccessKeySecretRef"]
+	id := idRef || s.Settings["accessKeyID"] != ""
+	switch {
+	case idRef && s.Settings["accessKeyID"] != "":
+		return d.fail(field, "accessKeyID and accessKeyIDSecretRef cannot both be specified")
+	case id && !secret:
+		return d.fail(field+".secretAccessKeySecretRef", "is required with an access key ID")
+	case secret && !id:
+		return d.fail(field, "secretAccessKeySecretRef needs accessKeyID or accessKeyIDSecretRef (or leave all unset to use the agent's own AWS identity)")
+	}
+	return nil
+}
+
+// tsigAlgorithms are cert-manager's spellings (case-insensitive). Its
+// default, HMACMD5, is not one lego's RFC 2136 provider can sign with.
+var tsigAlgorithms = []string{"HMACMD5", "HMACSHA1", "HMACSHA256", "HMACSHA512"}
+
+func checkRFC2136(d *document, field string, s *DNS01Solver) error {
+	ns := s.Settings["nameserver"]
+	if ns == "" {
+		return d.fail(field+".nameserver", "is required: the host:port of the DNS server accepting updates")
+	}
+	if err := validNameserver(ns); err != nil {
+		return d.fail(field+".nameserver", "%q must be host:port (an IPv6 host in brackets; the port may be left out): %v", ns, err)
+	}
+	alg := strings.ToUpper(s.Settings["tsigAlgorithm"])
+	if alg != "" && !slices.Contains(tsigAlgorithms, alg) {
+		return d.fail(field+".tsigAlgorithm", "%q is not one of %s", s.Settings["tsigAlgorithm"], strings.Join(tsigAlgorithms, ", "))
+	}
+	_, secret := s.Secrets["tsigSecretSecretRef"]
+	keyName := s.Settings["tsigKeyName"] != ""
+	switch {
+	case keyName && !secret:
+		return d.fail(field+".tsigSecretSecretRef", "is required with tsigKeyName")
+	case secret && !keyName:
+		return d.fail(field+".tsigKeyName", "is required with tsigSecretSecretRef")
+	case secret && (alg == "" || alg == "HMACMD5"):
+		return d.fail(field+".tsigAlgorithm", "HMACMD5 (cert-manager's default when tsigAlgorithm is unset) is not supported by certsync: use a key with HMACSHA256 (or HMACSHA1, HMACSHA512) and set tsigAlgorithm")
+	}
+	switch s.Settings["protocol"] {
+	case "", "udp":
+	case "tcp":
+		return d.fail(field+".protocol", "tcp is not supported by certsync: updates are sent over UDP; remove the field or set udp")
+	default:
+		return d.fail(field+".protocol", "%q is not one of tcp, udp", s.Settings["protocol"])
+	}
+	return nil
+}
+
+// validNameserver accepts cert-manager's forms: host, host:port, [v6], [v6]:port.
+func validNameserver(ns string) error {
+	host, port, err := net.SplitHostPort(ns)
+	if err != nil {
+		if strings.Count(ns, ":") > 1 && !strings.HasPrefix(ns, "[") {
+			return errors.New("enclose an IPv6 address in brackets")
+		}
+		host, port = strings.TrimSuffix(strings.TrimPrefix(ns, "["), "]"), ""
+	}
+	if host == "" || strings.ContainsAny(host, " /") {
+		return errors.New("no host")
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("bad port %q", port)
+		}
+	}
+	return nil
+}
+
+// azureEnvironments are cert-manager's names that lego can reach;
+// AzureGermanCloud was shut down and the Azure SDK no longer knows it.
+var azureEnvironments = []string{"AzurePublicCloud", "AzureChinaCloud", "AzureUSGovernmentCloud"}
+
+func checkAzureDNS(d *document, field string, s *DNS01Solver) error {
+	_, secret := s.Secrets["clientSecretSecretRef"]
+	if secret || s.Settings["clientID"] != "" || s.Settings["tenantID"] != "" {
+		for _, k := range []string{"clientID", "tenantID"} {
+			if s.Settings[k] == "" {
+				return d.fail(field+"."+k, "is required with a service principal (clientID, clientSecretSecretRef and tenantID go together)")
 			}
 		}
-		return &DNS01Solver{Provider: name, Config: cfg}, nil
-	}
-	b, ok := builtinDNS01[names[0]]
-	if !ok {
-		return nil, d.fail(field+"."+names[0], "unknown DNS-01 provider; use one of cert-manager's (cloudflare, route53, ...) or webhook with solverName set to a lego provider")
-	}
-	cfg := map[string]string{}
-	for from, env := range b.fields {
-		if v, ok := block[from]; ok {
-			cfg[env] = fmt.Sprint(v)
+		if !secret {
+			return d.fail(field+".clientSecretSecretRef", "is required with a service principal (clientID, clientSecretSecretRef and tenantID go together)")
 		}
 	}
-	return &DNS01Solver{Provider: b.lego, Config: cfg}, nil
+	if err := requireSettings("subscriptionID", "resourceGroupName")(d, field, s); err != nil {
+		return err
+	}
+	if env := s.Settings["environment"]; env != "" && !slices.Contains(azureEnvironments, env) {
+		return d.fail(field+".environment", "%q is not one of %s", env, strings.Join(azureEnvironments, ", "))
+	}
+	return nil
+}
+
+func requireSettings(names ...string) func(*document, string, *DNS01Solver) error {
+	return func(d *document, field string, s *DNS01Solver) error {
+		for _, n := range names {
+			if s.Settings[n] == "" {
+				return d.fail(field+"."+n, "is required")
+			}
+		}
+		return nil
+	}
+}
+
+func requireSecrets(names ...string) func(*document, string, *DNS01Solver) error {
+	return func(d *document, field string, s *DNS01Solver) error {
+		for _, n := range names {
+			if _, ok := s.Secrets[n]; !ok {
+				return d.fail(field+"."+n, "is required: a Secret reference with name and key")
+			}
+		}
+		return nil
+	}
+}
+
+func all(checks ...func(*document, string, *DNS01Solver) error) func(*document, string, *DNS01Solver) error {
+	return func(d *document, field string, s *DNS01Solver) error {
+		for _, c := range checks {
+			if err := c(d, field, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// isScalar reports whether a decoded YAML value is a single value.
+func isScalar(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return false
+	}
+	return true
+}
+
+func scalar(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -8,7 +8,14 @@
 // returns everything it could read plus the list of problems.
 //
 // Documents of other kinds (Deployments, Kustomizations, ...) are skipped, so
-// a repository can mix certsync's declarations with anything else.
+// a repository can mix certsync's declarations with anything else. A
+// document that looks meant for cert-manager but that certsync cannot read
+// (kind: Certficate, apiVersion: cert-manger.io/v1) is never skipped: it is
+// a Problem, because a skipped Certificate would be pruned (see verdict).
+//
+// SOPS-encrypted Secrets are recorded so issuers can refer to them;
+// plaintext Secrets that carry data are Problems. Input is bounded before it
+// is decoded or validated (MaxFileSize, MaxNames, MaxAnnotationsSize).
 package declared
 
 import (
@@ -56,7 +63,10 @@ type File struct {
 type Set struct {
 	Certificates []Certificate
 	Issuers      []Issuer
-	Problems     []Problem
+	// Secrets are the SOPS-encrypted Secrets of the repository, unique by
+	// namespace/name.
+	Secrets  []Secret
+	Problems []Problem
 }
 
 // IsManifestPath reports whether a repository path may hold declarations:
@@ -103,15 +113,32 @@ func Combine(parts []Set) Set {
 	for _, p := range parts {
 		s.Certificates = append(s.Certificates, p.Certificates...)
 		s.Issuers = append(s.Issuers, p.Issuers...)
+		s.Secrets = append(s.Secrets, p.Secrets...)
 		s.Problems = append(s.Problems, p.Problems...)
 	}
 	s.crossCheck()
 	return s
 }
 
+// parseFile reads the documents of one file into s. The file's size is
+// checked first, before any decoding: a huge file costs nothing to refuse.
 func parseFile(s *Set, f File) {
+	if p := fileTooLarge(f); p != nil {
+		s.Problems = append(s.Problems, *p)
+		return
+	}
+	first := len(s.Problems)
 	dec := yaml.NewDecoder(bytes.NewReader(f.Content))
 	for {
+		if len(s.Problems)-first > MaxProblemsPerFile {
+			// Enough to act on; the rest would only flood the logs. Nothing
+			// is pruned while these stand, so stopping here is safe.
+			s.Problems = append(s.Problems[:first+MaxProblemsPerFile], Problem{
+				Source: s.Problems[first+MaxProblemsPerFile].Source,
+				Err:    fmt.Errorf("more than %d problems in this file: the rest of it is unread until these are fixed", MaxProblemsPerFile),
+			})
+			return
+		}
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
@@ -127,46 +154,72 @@ func parseFile(s *Set, f File) {
 			continue
 		}
 		root := doc.Content[0]
-		src := Source{File: f.Path, Line: root.Line}
 		if root.Kind != yaml.MappingNode {
 			continue // not a Kubernetes object: not ours to judge
 		}
-		// Read the two fields straight from the node: decoding the whole
-		// document twice would double the cost of a large repository.
-		var head struct{ APIVersion, Kind string }
-		if n := mappingValue(root, "apiVersion"); n != nil {
-			head.APIVersion = n.Value
+		parseDocument(s, f.Path, root)
+	}
+}
+
+// parseDocument reads one document whose root is a mapping.
+func parseDocument(s *Set, path string, root *yaml.Node) {
+	d := &document{root: root, src: Source{File: path, Line: root.Line}}
+	h := readHead(root)
+	v, ferr := h.classify()
+	switch v {
+	case skip:
+	case refuse:
+		s.Problems = append(s.Problems, d.problem("", ferr))
+	case readList:
+		checkListItems(s, d)
+	case readSecret:
+		sec, ok, err := parseSecret(d, path)
+		if err != nil {
+			s.Problems = append(s.Problems, d.problem("Secret", err))
+		} else if ok {
+			s.Secrets = append(s.Secrets, sec)
 		}
-		if n := mappingValue(root, "kind"); n != nil {
-			head.Kind = n.Value
-		}
-		if !strings.HasPrefix(head.APIVersion, "cert-manager.io/") {
-			continue
-		}
-		switch head.Kind {
-		case "Certificate", KindIssuer, KindClusterIssuer:
-		default:
-			continue
-		}
-		if head.APIVersion != APIVersion {
-			s.Problems = append(s.Problems, Problem{Source: src, Err: fmt.Errorf("apiVersion %s is not supported: use %s", head.APIVersion, APIVersion)})
-			continue
-		}
-		d := &document{root: root, src: src}
-		if head.Kind == "Certificate" {
+	case read:
+		kind := h.kinds[0].value
+		if kind == kindCert {
 			c, err := parseCertificate(d)
 			if err != nil {
-				s.Problems = append(s.Problems, d.problem("Certificate", err))
-				continue
+				s.Problems = append(s.Problems, d.problem(kind, err))
+				return
 			}
 			s.Certificates = append(s.Certificates, c)
-		} else {
-			iss, err := parseIssuer(d, head.Kind)
-			if err != nil {
-				s.Problems = append(s.Problems, d.problem(head.Kind, err))
-				continue
+			return
+		}
+		iss, err := parseIssuer(d, kind)
+		if err != nil {
+			s.Problems = append(s.Problems, d.problem(kind, err))
+			return
+		}
+		s.Issuers = append(s.Issuers, iss)
+	}
+}
+
+// checkListItems refuses the cert-manager objects inside a v1 List: kubectl
+// applies a List's items, but certsync reads documents, so a Certificate
+// in a List would be skipped (and pruned) without this.
+func checkListItems(s *Set, d *document) {
+	items := mappingValue(d.root, "items")
+	if items == nil || items.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, item := range items.Content {
+		if item.Kind != yaml.MappingNode {
+			continue
+		}
+		h := readHead(item)
+		switch v, _ := h.classify(); v {
+		case read, refuse:
+			found := "a cert-manager object"
+			if len(h.kinds) == 1 && len(h.apiVersions) == 1 {
+				found = clip(h.apiVersions[0].value) + " " + clip(h.kinds[0].value)
 			}
-			s.Issuers = append(s.Issuers, iss)
+			err := &fieldError{line: item.Line, field: fmt.Sprintf("items[%d]", i), msg: found + " inside a List: certsync does not read Lists; write each item as its own document, separated by ---; " + whatIsRead}
+			s.Problems = append(s.Problems, d.problem("", err))
 		}
 	}
 }
@@ -211,8 +264,18 @@ func (d *document) problem(kind string, err error) Problem {
 // line finds the line of a dotted field path such as "spec.dnsNames[1]",
 // falling back to the deepest ancestor found.
 func (d *document) line(field string) int {
+	_, line := d.node(field)
+	return line
+}
+
+// node finds the node of a dotted field path ("" is the root), or nil, and
+// the line of the deepest node found on the way.
+func (d *document) node(field string) (*yaml.Node, int) {
 	n := d.root
 	best := n.Line
+	if field == "" {
+		return n, best
+	}
 	for _, part := range strings.Split(field, ".") {
 		idx := -1
 		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
@@ -221,19 +284,53 @@ func (d *document) line(field string) int {
 		}
 		next := mappingValue(n, part)
 		if next == nil {
-			return best
+			return nil, best
 		}
 		n = next
 		best = n.Line
 		if idx >= 0 {
 			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return best
+				return nil, best
 			}
 			n = n.Content[idx]
 			best = n.Line
 		}
 	}
-	return best
+	return n, best
+}
+
+// failKey is fail for one key of the mapping at field, located at the
+// key's own line. Keys are taken literally: "tls.crt" or
+// "example.com/team" are one key, not a path.
+func (d *document) failKey(field, key string, format string, args ...any) error {
+	n, line := d.node(field)
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line = n.Content[i].Line
+				break
+			}
+		}
+	}
+	name := fmt.Sprintf("%s[%q]", field, clip(key))
+	switch {
+	case field == "":
+		name = clip(key)
+	case isIdentifier(key):
+		name = field + "." + key
+	}
+	return &fieldError{line: line, field: name, msg: fmt.Sprintf(format, args...)}
+}
+
+// isIdentifier reports whether a key can be written as a path element
+// (spec.dnsNames) rather than quoted (annotations["example.com/x"]).
+func isIdentifier(key string) bool {
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return key != ""
 }
 
 func mappingValue(n *yaml.Node, key string) *yaml.Node {

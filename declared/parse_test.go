@@ -24,8 +24,6 @@ spec:
       dns01:
         webhook:
           solverName: httpreq
-          config:
-            HTTPREQ_ENDPOINT: http://127.0.0.1:1
 `
 
 func cert(name, ns, secret, extra string) string {
@@ -62,7 +60,7 @@ func TestParseDefaultsAndShape(t *testing.T) {
 		t.Errorf("source = %s", c.Source)
 	}
 	iss := set.IssuerFor(&c)
-	if iss == nil || iss.ACME.Solvers[1].DNS01.Provider != "httpreq" || iss.ACME.Solvers[1].DNS01.Config["HTTPREQ_ENDPOINT"] == "" {
+	if iss == nil || iss.ACME.Solvers[1].DNS01.Provider != DNS01Webhook || iss.ACME.Solvers[1].DNS01.SolverName != "httpreq" {
 		t.Fatalf("issuer not resolved or solver not parsed: %+v", iss)
 	}
 }

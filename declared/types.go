@@ -130,6 +130,20 @@ func (i *Issuer) Ref() IssuerRef {
 	return IssuerRef{Name: i.Name, Kind: i.Kind, Group: "cert-manager.io"}
 }
 
+// DefaultClusterResourceNamespace is where the Secrets a ClusterIssuer
+// refers to live: cert-manager's --cluster-resource-namespace default.
+const DefaultClusterResourceNamespace = "cert-manager"
+
+// SecretNamespace is the namespace of the Secrets the issuer's *SecretRef
+// fields name: an Issuer's own namespace, or for a ClusterIssuer the
+// cluster resource namespace, as cert-manager resolves them.
+func (i *Issuer) SecretNamespace() string {
+	if i.Kind == KindClusterIssuer {
+		return DefaultClusterResourceNamespace
+	}
+	return i.Namespace
+}
+
 // Key returns "Kind/name" or "Kind/namespace/name".
 func (i *Issuer) Key() string {
 	if i.Namespace == "" {
@@ -157,17 +171,28 @@ type ACMEIssuer struct {
 	Profile string
 	// PreferredChain is spec.acme.preferredChain.
 	PreferredChain string
-	// ExternalAccountBinding is spec.acme.externalAccountBinding; KeySecretRef
-	// names an environment variable or file that holds the HMAC key.
+	// ExternalAccountBinding is spec.acme.externalAccountBinding.
 	ExternalAccountBinding *ExternalAccountBinding
 
 	Solvers []Solver
 }
 
-// ExternalAccountBinding is spec.acme.externalAccountBinding.
+// SecretKeySelector is cert-manager's SecretKeySelector: one key of a
+// Secret in the issuer's SecretNamespace. The manifest names the Secret;
+// its value never appears in the manifest.
+type SecretKeySelector struct {
+	Name string
+	Key  string
+}
+
+// ExternalAccountBinding is spec.acme.externalAccountBinding: KeySecretRef
+// holds the base64url HMAC key. KeyAlgorithm is cert-manager's deprecated
+// field, accepted and kept; the binding is signed with HS256 as
+// cert-manager does.
 type ExternalAccountBinding struct {
 	KeyID        string
-	KeySecretRef string
+	KeySecretRef SecretKeySelector
+	KeyAlgorithm string
 }
 
 // Solver is one entry of spec.acme.solvers.
@@ -189,15 +214,34 @@ type SolverSelector struct {
 // cert-manager would use to route traffic are accepted and ignored.
 type HTTP01Solver struct{}
 
-// DNS01Solver is spec.acme.solvers[].dns01, reduced to a lego DNS provider:
-// Provider is a name from lego's registry (cloudflare, route53, httpreq,
-// exec, ...) and Config holds that provider's settings as its environment
-// variable names (CLOUDFLARE_DNS_API_TOKEN, ...). cert-manager's built-in
-// provider blocks map onto the lego provider of the same service; the
-// webhook block names any lego provider through solverName.
+// DNS-01 provider blocks of spec.acme.solvers[].dns01, as cert-manager
+// spells them.
+const (
+	DNS01Cloudflare   = "cloudflare"
+	DNS01Route53      = "route53"
+	DNS01DigitalOcean = "digitalocean"
+	DNS01RFC2136      = "rfc2136"
+	DNS01AzureDNS     = "azureDNS"
+	DNS01CloudDNS     = "cloudDNS"
+	DNS01AcmeDNS      = "acmeDNS"
+	DNS01Akamai       = "akamai"
+	DNS01Webhook      = "webhook"
+)
+
+// DNS01Solver is spec.acme.solvers[].dns01. Provider is the cert-manager
+// block name (DNS01Cloudflare, ..., DNS01Webhook). SolverName is
+// webhook.solverName, a lego DNS provider name, for DNS01Webhook. Settings
+// are the block's non-secret fields by cert-manager field name ("email",
+// "nameserver", ...), as written; Secrets are its *SecretRef fields by
+// field name ("apiTokenSecretRef", ...).
+//
+// Nothing here configures the agent's process: a webhook provider takes
+// its settings from the operator's environment, never from the manifest.
 type DNS01Solver struct {
-	Provider string
-	Config   map[string]string
+	Provider   string
+	SolverName string
+	Settings   map[string]string
+	Secrets    map[string]SecretKeySelector
 }
 
 // SpecHash is a short digest of every field that shapes the issued

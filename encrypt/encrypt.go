@@ -14,6 +14,14 @@
 // LastModified as additional data → emit). Decryption applies the age
 // identities given in Config to each age master key, so nothing depends on
 // the process environment.
+//
+// # Keys never reach Git in the clear
+//
+// A creation rule can tell sops to leave values alone (encrypted_regex
+// ^nothing$, an unencrypted_regex matching data, …). Encrypt checks what it
+// emitted and refuses, with ErrPlaintext, to return a file that holds any
+// value under data or stringData that is not a SOPS ciphertext; the error
+// names the keys and the rule to fix, never the values.
 package encrypt
 
 import (
@@ -21,10 +29,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +44,8 @@ import (
 	yamlstore "github.com/getsops/sops/v3/stores/yaml"
 	"github.com/getsops/sops/v3/version"
 	"github.com/sirupsen/logrus"
-	goyaml "go.yaml.in/yaml/v3"
+
+	"github.com/certsync/certsync/committed"
 )
 
 // DefaultEncryptedRegex is used when a creation rule names no values to
@@ -53,6 +60,10 @@ var (
 	ErrTampered = errors.New("file was modified outside SOPS (MAC mismatch)")
 	// ErrNoRule: .sops.yaml has no creation rule for the path.
 	ErrNoRule = errors.New("no SOPS creation rule")
+	// ErrPlaintext: the matching creation rule would leave data or
+	// stringData unencrypted; Encrypt returns no output. A configuration
+	// error: retrying does not help until .sops.yaml changes.
+	ErrPlaintext = errors.New("refusing to write secret data in plaintext")
 )
 
 // Config configures a SOPS.
@@ -69,9 +80,8 @@ type Config struct {
 
 // SOPS encrypts and decrypts YAML files. It is safe for concurrent use.
 type SOPS struct {
-	dir        string // holds a copy of .sops.yaml: sops reads rules from disk
-	confPath   string
-	rules      []*regexp.Regexp // path_regex of each creation rule, nil = matches all
+	hasConfig  bool
+	rules      []rule
 	identities sopsage.ParsedIdentities
 	log        *slog.Logger
 
@@ -81,7 +91,8 @@ type SOPS struct {
 
 var quietOnce sync.Once
 
-// New parses the identities and the creation rules once.
+// New parses the identities and the creation rules once. It touches no
+// file: .sops.yaml is read from cfg.SOPSConfig.
 func New(cfg Config) (*SOPS, error) {
 	// sops logs through logrus at Info for every key operation; certsync
 	// reports what matters itself. This is process-wide, hence once.
@@ -99,74 +110,30 @@ func New(cfg Config) (*SOPS, error) {
 	if cfg.SOPSConfig == nil {
 		return s, nil
 	}
-	var conf struct {
-		CreationRules []struct {
-			PathRegex string `yaml:"path_regex"`
-		} `yaml:"creation_rules"`
-	}
-	if err := goyaml.Unmarshal(cfg.SOPSConfig, &conf); err != nil {
-		return nil, fmt.Errorf(".sops.yaml: %v", err)
-	}
-	for i, r := range conf.CreationRules {
-		if r.PathRegex == "" {
-			s.rules = append(s.rules, nil)
-			continue
-		}
-		re, err := regexp.Compile(r.PathRegex)
-		if err != nil {
-			return nil, fmt.Errorf(".sops.yaml: creation_rules[%d].path_regex: %v", i, err)
-		}
-		s.rules = append(s.rules, re)
-	}
-	dir, err := os.MkdirTemp("", "certsync-sops-")
+	rules, err := parseRules(cfg.SOPSConfig)
 	if err != nil {
 		return nil, err
 	}
-	s.dir, s.confPath = dir, filepath.Join(dir, ".sops.yaml")
-	if err := os.WriteFile(s.confPath, cfg.SOPSConfig, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
+	s.hasConfig, s.rules = true, rules
 	return s, nil
 }
 
-// Close removes the private copy of .sops.yaml.
-func (s *SOPS) Close() error {
-	if s.dir == "" {
-		return nil
-	}
-	return os.RemoveAll(s.dir)
-}
+// Close releases nothing: .sops.yaml is held in memory. It remains so
+// that callers may treat a SOPS as a closable resource.
+func (s *SOPS) Close() error { return nil }
 
-// rule returns the index of the first creation rule matching path, as
-// sops picks it, or ErrNoRule.
-func (s *SOPS) rule(path string) (int, error) {
-	for i, re := range s.rules {
-		if re == nil || re.MatchString(path) {
-			return i, nil
+// rule returns the first creation rule matching path, as sops picks it,
+// or ErrNoRule.
+func (s *SOPS) rule(path string) (*rule, error) {
+	for i := range s.rules {
+		if r := &s.rules[i]; r.re == nil || r.re.MatchString(path) {
+			return r, nil
 		}
 	}
-	if s.confPath == "" {
-		return -1, fmt.Errorf("%s: %w: the repository has no .sops.yaml; add one with a creation rule (path_regex: ^secrets/.*\\.yaml$ and your age recipients)", path, ErrNoRule)
+	if !s.hasConfig {
+		return nil, fmt.Errorf("%s: %w: the repository has no .sops.yaml; add one with a creation rule (path_regex: ^secrets/.*\\.yaml$ and your age recipients)", path, ErrNoRule)
 	}
-	return -1, fmt.Errorf("%s: %w matches it in .sops.yaml; add a rule whose path_regex matches", path, ErrNoRule)
-}
-
-// load reads the creation rule for path with fresh master keys: sops
-// stores each file's encrypted data key on the key objects, so they cannot
-// be shared between files.
-func (s *SOPS) load(path string) (*config.Config, error) {
-	if _, err := s.rule(path); err != nil {
-		return nil, err
-	}
-	conf, err := config.LoadCreationRuleForFile(s.confPath, path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s: .sops.yaml: %w", path, err)
-	}
-	if conf == nil || len(conf.KeyGroups) == 0 {
-		return nil, fmt.Errorf("%s: the matching .sops.yaml rule names no keys", path)
-	}
-	return conf, nil
+	return nil, fmt.Errorf("%s: %w matches it in .sops.yaml; add a rule whose path_regex matches", path, ErrNoRule)
 }
 
 // Encrypt encrypts plaintext YAML for the file at path (slash-separated,
@@ -175,26 +142,15 @@ func (s *SOPS) Encrypt(ctx context.Context, path string, plaintext []byte) ([]by
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	conf, err := s.load(path)
+	r, err := s.rule(path)
 	if err != nil {
 		return nil, err
 	}
-	meta := sops.Metadata{
-		KeyGroups:               conf.KeyGroups,
-		ShamirThreshold:         conf.ShamirThreshold,
-		UnencryptedSuffix:       conf.UnencryptedSuffix,
-		EncryptedSuffix:         conf.EncryptedSuffix,
-		UnencryptedRegex:        conf.UnencryptedRegex,
-		EncryptedRegex:          conf.EncryptedRegex,
-		UnencryptedCommentRegex: conf.UnencryptedCommentRegex,
-		EncryptedCommentRegex:   conf.EncryptedCommentRegex,
-		MACOnlyEncrypted:        conf.MACOnlyEncrypted,
-		Version:                 version.Version,
+	meta, err := r.metadata()
+	if err != nil {
+		return nil, fmt.Errorf("encrypt %s: %w", path, err)
 	}
-	if meta.UnencryptedSuffix == "" && meta.EncryptedSuffix == "" && meta.UnencryptedRegex == "" &&
-		meta.EncryptedRegex == "" && meta.UnencryptedCommentRegex == "" && meta.EncryptedCommentRegex == "" {
-		meta.EncryptedRegex = DefaultEncryptedRegex
-	}
+	meta.Version = version.Version
 	store := yamlstore.NewStore(&config.YAMLStoreConfig{})
 	branches, err := store.LoadPlainFile(plaintext)
 	if err != nil {
@@ -215,8 +171,36 @@ func (s *SOPS) Encrypt(ctx context.Context, path string, plaintext []byte) ([]by
 	if err != nil {
 		return nil, fmt.Errorf("encrypt %s: write: %v", path, err)
 	}
+	// Check what will be committed, not what sops was asked to do.
+	exposed, err := committed.Exposed(path, out)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt %s: check the output: %w", path, err)
+	}
+	if len(exposed) > 0 {
+		sel, _ := r.selector()
+		return nil, &plaintextError{path: path, keys: exposed, rule: r.describe(), selector: sel}
+	}
 	return out, nil
 }
+
+// plaintextError is ErrPlaintext with what to fix.
+type plaintextError struct {
+	path     string
+	keys     []string // "data.tls.key"
+	rule     string   // which creation rule
+	selector string   // the setting that left them alone, "" for none
+}
+
+func (e *plaintextError) Error() string {
+	why := "leaves them unencrypted"
+	if e.selector != "" {
+		why = "sets " + e.selector
+	}
+	return fmt.Sprintf("encrypt %s: refusing to write %s in plaintext: %s %s; data and stringData must be encrypted — fix the rule",
+		e.path, strings.Join(e.keys, ", "), e.rule, why)
+}
+
+func (e *plaintextError) Unwrap() error { return ErrPlaintext }
 
 // Decrypt decrypts a file written by Encrypt or by the sops CLI and checks
 // its MAC. Errors name the path and never quote plaintext.
@@ -276,22 +260,22 @@ func (s *SOPS) dataKey(tree *sops.Tree) ([]byte, error) {
 // Recipients returns the sorted recipients the creation rule for path asks
 // for, in the form FileRecipients reports.
 func (s *SOPS) Recipients(path string) ([]string, error) {
-	i, err := s.rule(path)
+	r, err := s.rule(path)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	cached, ok := s.recipients[i]
+	cached, ok := s.recipients[r.index]
 	s.mu.Unlock()
 	if ok {
 		return cached, nil
 	}
-	conf, err := s.load(path)
+	groups, err := r.keyGroups()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %s: %w", path, r.describe(), err)
 	}
 	var out []string
-	for _, g := range conf.KeyGroups {
+	for _, g := range groups {
 		for _, k := range g {
 			if d := describe(k.TypeToIdentifier(), k.ToString()); d != "" {
 				out = append(out, d)
@@ -300,7 +284,7 @@ func (s *SOPS) Recipients(path string) ([]string, error) {
 	}
 	sort.Strings(out)
 	s.mu.Lock()
-	s.recipients[i] = out
+	s.recipients[r.index] = out
 	s.mu.Unlock()
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package encrypt
+package encrypt_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	goyaml "go.yaml.in/yaml/v3"
 
 	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/encrypt"
 	"github.com/certsync/certsync/internal/testbed"
 )
 
@@ -56,17 +57,17 @@ func sopsConfig(rules ...string) []byte {
 	return []byte("creation_rules:\n" + strings.Join(rules, ""))
 }
 
-func rule(pathRegex, recipient, extra string) string {
+func ruleYAML(pathRegex, recipient, extra string) string {
 	return "  - path_regex: " + pathRegex + "\n    age: " + recipient + "\n" + extra
 }
 
-func newSOPS(t *testing.T, conf []byte, ids ...key) *SOPS {
+func newSOPS(t *testing.T, conf []byte, ids ...key) *encrypt.SOPS {
 	t.Helper()
 	var text []string
 	for _, k := range ids {
 		text = append(text, k.id.String())
 	}
-	s, err := New(Config{SOPSConfig: conf, AgeIdentities: []byte(strings.Join(text, "\n"))})
+	s, err := encrypt.New(encrypt.Config{SOPSConfig: conf, AgeIdentities: []byte(strings.Join(text, "\n"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func sameYAML(t *testing.T, a, b []byte) bool {
 
 func TestEncryptDecryptsWithSOPSCLI(t *testing.T) {
 	k := newKey(t)
-	s := newSOPS(t, sopsConfig(rule(`^secrets/.*\.yaml$`, k.recipient(), "")), k)
+	s := newSOPS(t, sopsConfig(ruleYAML(`^secrets/.*\.yaml$`, k.recipient(), "")), k)
 	path := "secrets/default/shop/web-tls.yaml"
 	enc, err := s.Encrypt(context.Background(), path, []byte(secretYAML))
 	if err != nil {
@@ -143,7 +144,7 @@ func TestEncryptDecryptsWithSOPSCLI(t *testing.T) {
 func TestDecryptsSOPSCLIOutput(t *testing.T) {
 	k := newKey(t)
 	dir := t.TempDir()
-	conf := sopsConfig(rule(`.*\.yaml$`, k.recipient(), "    encrypted_regex: ^(data|stringData)$\n"))
+	conf := sopsConfig(ruleYAML(`.*\.yaml$`, k.recipient(), "    encrypted_regex: ^(data|stringData)$\n"))
 	os.WriteFile(filepath.Join(dir, ".sops.yaml"), conf, 0o600)
 	f := filepath.Join(dir, "web.yaml")
 	os.WriteFile(f, []byte(secretYAML), 0o600)
@@ -163,8 +164,8 @@ func TestDecryptsSOPSCLIOutput(t *testing.T) {
 func TestCreationRules(t *testing.T) {
 	eu, us := newKey(t), newKey(t)
 	conf := sopsConfig(
-		rule(`^secrets/eu/.*$`, eu.recipient(), ""),
-		rule(`^secrets/us/.*$`, us.recipient(), "    unencrypted_regex: ^(apiVersion|kind|metadata|type)$\n"),
+		ruleYAML(`^secrets/eu/.*$`, eu.recipient(), ""),
+		ruleYAML(`^secrets/us/.*$`, us.recipient(), "    unencrypted_regex: ^(apiVersion|kind|metadata|type)$\n"),
 	)
 	s := newSOPS(t, conf, eu)
 	tests := []struct {
@@ -175,7 +176,7 @@ func TestCreationRules(t *testing.T) {
 	}{
 		{"secrets/eu/shop/web-tls.yaml", eu.recipient(), "encrypted_regex: ^(data|stringData)$", nil},
 		{"secrets/us/shop/web-tls.yaml", us.recipient(), "unencrypted_regex: ^(apiVersion|kind|metadata|type)$", nil},
-		{"secrets/asia/shop/web-tls.yaml", "", "", ErrNoRule},
+		{"secrets/asia/shop/web-tls.yaml", "", "", encrypt.ErrNoRule},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestCreationRules(t *testing.T) {
 
 func TestDecryptErrors(t *testing.T) {
 	k, other := newKey(t), newKey(t)
-	conf := sopsConfig(rule(`.*`, k.recipient(), ""))
+	conf := sopsConfig(ruleYAML(`.*`, k.recipient(), ""))
 	path := "secrets/default/shop/web-tls.yaml"
 	enc, err := newSOPS(t, conf, k).Encrypt(context.Background(), path, []byte(secretYAML))
 	if err != nil {
@@ -215,11 +216,11 @@ func TestDecryptErrors(t *testing.T) {
 		ids     []key
 		want    error
 	}{
-		{"wrong identity", enc, []key{other}, ErrNoKey},
-		{"no identity", enc, nil, ErrNoKey},
-		{"tampered metadata", bytes.Replace(enc, []byte("0abc"), []byte("0abd"), 1), []key{k}, ErrTampered},
-		{"tampered ciphertext", tamperValue(t, enc), []key{k}, ErrTampered},
-		{"not SOPS", []byte(secretYAML), []key{k}, ErrTampered},
+		{"wrong identity", enc, []key{other}, encrypt.ErrNoKey},
+		{"no identity", enc, nil, encrypt.ErrNoKey},
+		{"tampered metadata", bytes.Replace(enc, []byte("0abc"), []byte("0abd"), 1), []key{k}, encrypt.ErrTampered},
+		{"tampered ciphertext", tamperValue(t, enc), []key{k}, encrypt.ErrTampered},
+		{"not SOPS", []byte(secretYAML), []key{k}, encrypt.ErrTampered},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,7 +265,7 @@ func TestIdentitiesFromEnv(t *testing.T) {
 		{map[string]string{"HOME": home}, "default-file"},
 		{map[string]string{}, ""},
 	} {
-		got, err := IdentitiesFromEnv(func(n string) string { return tt.env[n] })
+		got, err := encrypt.IdentitiesFromEnv(func(n string) string { return tt.env[n] })
 		if err != nil || !strings.Contains(string(got), tt.want) {
 			t.Errorf("env %v: got %q, %v", tt.env, got, err)
 		}
@@ -273,7 +274,7 @@ func TestIdentitiesFromEnv(t *testing.T) {
 
 func BenchmarkEncrypt(b *testing.B) {
 	id, _ := age.GenerateX25519Identity()
-	s, err := New(Config{SOPSConfig: []byte("creation_rules:\n  - age: " + id.Recipient().String() + "\n")})
+	s, err := encrypt.New(encrypt.Config{SOPSConfig: []byte("creation_rules:\n  - age: " + id.Recipient().String() + "\n")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func BenchmarkEncrypt(b *testing.B) {
 
 func BenchmarkDecrypt(b *testing.B) {
 	id, _ := age.GenerateX25519Identity()
-	s, err := New(Config{SOPSConfig: []byte("creation_rules:\n  - age: " + id.Recipient().String() + "\n"), AgeIdentities: []byte(id.String())})
+	s, err := encrypt.New(encrypt.Config{SOPSConfig: []byte("creation_rules:\n  - age: " + id.Recipient().String() + "\n"), AgeIdentities: []byte(id.String())})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -300,5 +301,52 @@ func BenchmarkDecrypt(b *testing.B) {
 		if _, err := s.Decrypt(context.Background(), "secrets/a.yaml", enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRefusesPlaintext: a creation rule that leaves data alone makes
+// Encrypt fail with encrypt.ErrPlaintext naming the keys and the rule, never the
+// values.
+func TestRefusesPlaintext(t *testing.T) {
+	k := newKey(t)
+	const path = "secrets/default/shop/a.yaml"
+	withStringData := strings.Replace(secretYAML, "type: kubernetes.io/tls\n", "type: kubernetes.io/tls\nstringData:\n  password: UExBSU5URVhULVBBU1M=\n", 1)
+	tests := []struct {
+		name, extra, content string
+		want                 string // "" when the output is fine
+	}{
+		{"encrypted_regex matching nothing", "    encrypted_regex: ^nothing$\n", secretYAML,
+			"encrypt secrets/default/shop/a.yaml: refusing to write data.tls.crt, data.tls.key in plaintext: .sops.yaml creation_rules[0] (path_regex ^secrets/) sets encrypted_regex ^nothing$; data and stringData must be encrypted — fix the rule"},
+		{"unencrypted_regex on data", "    unencrypted_regex: ^data$\n", withStringData,
+			"refusing to write data.tls.crt, data.tls.key in plaintext: .sops.yaml creation_rules[0] (path_regex ^secrets/) sets unencrypted_regex ^data$"},
+		{"unencrypted_suffix matching a key", "    unencrypted_suffix: .key\n", secretYAML,
+			"refusing to write data.tls.key in plaintext: .sops.yaml creation_rules[0] (path_regex ^secrets/) sets unencrypted_suffix .key"},
+		{"encrypted_suffix matching nothing", "    encrypted_suffix: _secret\n", withStringData,
+			"refusing to write data.tls.crt, data.tls.key, stringData.password in plaintext"},
+		{"metadata left readable", "    unencrypted_regex: ^(apiVersion|kind|metadata|type)$\n", withStringData, ""},
+		{"default", "", withStringData, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSOPS(t, sopsConfig(ruleYAML(`^secrets/`, k.recipient(), tt.extra)), k)
+			out, err := s.Encrypt(context.Background(), path, []byte(tt.content))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if keys, _ := committed.Exposed(path, out); len(keys) != 0 {
+					t.Fatalf("exposed %v", keys)
+				}
+				return
+			}
+			if !errors.Is(err, encrypt.ErrPlaintext) || !strings.Contains(err.Error(), tt.want) || out != nil {
+				t.Fatalf("err = %v\nwant encrypt.ErrPlaintext with %q", err, tt.want)
+			}
+			for _, leak := range []string{"UExBSU5", "Q0VSVElG"} {
+				if strings.Contains(err.Error(), leak) {
+					t.Fatalf("error quotes a value: %v", err)
+				}
+			}
+		})
 	}
 }

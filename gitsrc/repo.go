@@ -9,7 +9,13 @@
 // 1,000 files costs milliseconds, not a worktree checkout.
 //
 // A push that loses a race returns an error wrapping ErrNonFastForward; the
-// caller fetches, plans again and commits on the new head.
+// caller fetches, plans again and commits on the new head. A remote that
+// stops answering fails the exchange after Options.Timeout with ErrTimeout.
+//
+// Commits left by a failed push are described by PendingOnto (do they still
+// sit on the remote head?) and PendingChanges (what they wrote), so a
+// caller whose commits were overtaken can carry their files over instead
+// of ordering the certificates again.
 package gitsrc
 
 import (
@@ -47,7 +53,13 @@ type Options struct {
 	Auth Auth
 	// Author signs certsync's commits. Default: certsync <certsync@localhost>.
 	Author Signature
-	Logger *slog.Logger
+	// Timeout bounds each exchange with the remote, a Fetch or a Push as a
+	// whole (connecting, the SSH handshake, transferring): a server that
+	// accepts the connection and never answers fails it with ErrTimeout
+	// instead of holding the pass. Raise it for a first fetch of a very
+	// large repository over a slow link. Default: 2 minutes.
+	Timeout time.Duration
+	Logger  *slog.Logger
 }
 
 // Repo is one branch of one remote.
@@ -58,6 +70,7 @@ type Repo struct {
 	log    *slog.Logger
 	branch plumbing.ReferenceName
 	remote plumbing.ReferenceName
+	ssh    bool // the URL is ssh://: dial with a deadline (see withTimeout)
 }
 
 const (
@@ -65,13 +78,17 @@ const (
 	objectCacheSize = 8 * cache.MiByte
 )
 
-// Open prepares the local repository and checks that the remote answers.
+// Open prepares the local repository; it does not contact the remote
+// (the first Fetch does).
 func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if opts.URL == "" || opts.Branch == "" || opts.Dir == "" {
 		return nil, errors.New("gitsrc: URL, Branch and Dir are required")
 	}
 	if opts.Author.Name == "" {
 		opts.Author = Signature{Name: "certsync", Email: "certsync@localhost"}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -80,7 +97,11 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	r := &Repo{opts: opts, log: log,
 		branch: plumbing.NewBranchReferenceName(opts.Branch),
 		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch)}
-	var err error
+	ep, err := transport.NewEndpoint(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("repository URL %s: %w", redact(opts.URL), err)
+	}
+	r.ssh = ep.Protocol == "ssh"
 	if r.auth, err = opts.Auth.method(opts.URL, opts.Dir); err != nil {
 		return nil, err
 	}
@@ -127,12 +148,15 @@ func (r *Repo) configure() error {
 // follows it unless it holds commits the remote lacks (see Pending).
 func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
 	start := time.Now()
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.remote))},
-		Auth:       r.auth,
-		Force:      true,
-		Tags:       git.NoTags,
+	err := r.withTimeout(ctx, "fetch", func(ctx context.Context, via transport.ProxyOptions) error {
+		return r.repo.FetchContext(ctx, &git.FetchOptions{
+			RemoteName:   remoteName,
+			RefSpecs:     []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.remote))},
+			Auth:         r.auth,
+			Force:        true,
+			Tags:         git.NoTags,
+			ProxyOptions: via,
+		})
 	})
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
@@ -165,29 +189,12 @@ func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
 // Local returns the local branch head.
 func (r *Repo) Local(ctx context.Context) (*Snapshot, error) { return r.snapshotOf(r.branch) }
 
-// Pending counts local commits that the remote branch lacks.
+// Pending counts local commits that the remote branch lacks: commits a
+// failed push left behind. See PendingOnto for whether they can still be
+// pushed.
 func (r *Repo) Pending(ctx context.Context) (int, error) {
-	local, err := r.refHash(r.branch)
-	if err != nil || local.IsZero() {
-		return 0, err
-	}
-	remote, err := r.refHash(r.remote)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for h := local; !h.IsZero() && h != remote; {
-		c, err := r.repo.CommitObject(h)
-		if err != nil {
-			return 0, fmt.Errorf("walk local commits: %w", err)
-		}
-		n++
-		if len(c.ParentHashes) == 0 {
-			break
-		}
-		h = c.ParentHashes[0]
-	}
-	return n, nil
+	n, _, err := r.PendingOnto(ctx)
+	return n, err
 }
 
 // Reset moves the local branch to a snapshot.
@@ -205,10 +212,13 @@ func (r *Repo) Reset(ctx context.Context, to *Snapshot) error {
 // Push publishes the local branch; it never forces.
 func (r *Repo) Push(ctx context.Context) error {
 	start := time.Now()
-	err := r.repo.PushContext(ctx, &git.PushOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", r.branch, r.branch))},
-		Auth:       r.auth,
+	err := r.withTimeout(ctx, "push", func(ctx context.Context, via transport.ProxyOptions) error {
+		return r.repo.PushContext(ctx, &git.PushOptions{
+			RemoteName:   remoteName,
+			RefSpecs:     []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", r.branch, r.branch))},
+			Auth:         r.auth,
+			ProxyOptions: via,
+		})
 	})
 	switch {
 	case err == nil:
@@ -252,6 +262,10 @@ func lostRace(err error) bool {
 func (r *Repo) explain(op string, err error) error {
 	where := redact(r.opts.URL)
 	switch {
+	case errors.Is(err, ErrTimeout):
+		return err // already names the operation and what to check
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s: %w", op, where, err)
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
 		return fmt.Errorf("%s %s: %w: check the username and password/token (CERTSYNC_GIT_PASSWORD, --git-password-file) and that it may write to the repository", op, where, err)
 	case errors.Is(err, transport.ErrRepositoryNotFound):

@@ -2,7 +2,6 @@ package gitsrc
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"sort"
 
@@ -84,14 +83,9 @@ func (s *Snapshot) ReadFile(path string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
 	}
-	b, err := s.repo.repo.BlobObject(h)
+	b, err := s.repo.readBlob(h)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	rd, err := b.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer rd.Close()
-	return io.ReadAll(rd)
+	return b, nil
 }

@@ -35,6 +35,10 @@ type Request struct {
 	// Duration is the requested lifetime; issuers that cannot honour it
 	// ignore it, as ACME CAs mostly do.
 	Duration time.Duration
+	// Replaces is the certificate this order renews (ACME ARI, RFC 9773):
+	// the order names it, so the CA exempts it from rate limits. Nil for a
+	// first issuance; issuers without ARI ignore it.
+	Replaces *x509.Certificate
 }
 
 // Certificate is what an issuer returns.
@@ -48,6 +52,19 @@ type Certificate struct {
 	Leaf *x509.Certificate
 	// URL identifies the certificate at the CA (ACME certificate URL).
 	URL string
+}
+
+// SecretGetter resolves the Secret keys an issuer manifest refers to
+// (cert-manager's *SecretRef fields: DNS-01 credentials, EAB keys). The
+// reconciler implements it from SOPS-encrypted Secrets in the repository
+// (or the cluster when the operator allows it), so a manifest names a
+// Secret, never a variable of the agent's environment.
+//
+// Errors name the Secret and the key and must never quote the value; an
+// error that will recur until the repository changes (no such Secret or
+// key) wraps ErrPermanent.
+type SecretGetter interface {
+	SecretKey(ctx context.Context, namespace, name, key string) ([]byte, error)
 }
 
 // Issuer signs certificate requests.

@@ -4,8 +4,13 @@
 // (certmanager_certificate_expiration_timestamp_seconds, _ready_status,
 // _renewal_timestamp_seconds with name, namespace, issuer_name, issuer_kind,
 // issuer_group), so alerts and dashboards written for cert-manager keep
-// working. certsync's own counters describe passes, orders, pushes and
-// applies.
+// working. They hold what the last pass that read the repository found: a
+// pass that fails earlier (Git away) leaves them as they were, so alerts on
+// expiry keep working through the outage; certsync_passes_total{result="error"}
+// counts such passes and certsync_last_successful_pass_timestamp_seconds
+// tells how old the gauges are.
+//
+// certsync's own counters describe passes, orders, pushes and applies.
 package metrics
 
 import (
@@ -17,18 +22,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-var certLabels = []string{"name", "namespace", "issuer_name", "issuer_kind", "issuer_group"}
-
 // Metrics is one registry of certsync's metrics.
 type Metrics struct {
 	reg *prometheus.Registry
 
-	expiration *prometheus.GaugeVec
-	ready      *prometheus.GaugeVec
-	renewal    *prometheus.GaugeVec
+	certs *certificates
 
 	passes       *prometheus.CounterVec
 	passDuration prometheus.Histogram
+	lastSuccess  prometheus.Gauge
 	orders       *prometheus.CounterVec
 	pushes       *prometheus.CounterVec
 	applies      *prometheus.CounterVec
@@ -38,25 +40,18 @@ type Metrics struct {
 // collectors).
 func New() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		expiration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "certmanager_certificate_expiration_timestamp_seconds",
-			Help: "The date after which the certificate expires, as a Unix timestamp.",
-		}, certLabels),
-		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "certmanager_certificate_ready_status",
-			Help: "The ready status of the certificate (1 for the current condition).",
-		}, append(append([]string{}, certLabels...), "condition")),
-		renewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "certmanager_certificate_renewal_timestamp_seconds",
-			Help: "The time after which the certificate will be renewed, as a Unix timestamp.",
-		}, certLabels),
+		reg:   prometheus.NewRegistry(),
+		certs: newCertificates(),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certsync_passes_total", Help: "Reconcile passes by result (ok, problems, error).",
 		}, []string{"result"}),
 		passDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "certsync_pass_duration_seconds", Help: "Duration of reconcile passes.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "certsync_last_successful_pass_timestamp_seconds",
+			Help: "When the last pass without error ended, as a Unix timestamp: the certificate gauges are as of then.",
 		}),
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certsync_acme_orders_total", Help: "Certificate orders by result (issued, failed).",
@@ -68,7 +63,7 @@ func New() *Metrics {
 			Name: "certsync_applies_total", Help: "Secrets applied to or pruned from the cluster.",
 		}, []string{"action"}),
 	}
-	m.reg.MustRegister(m.expiration, m.ready, m.renewal, m.passes, m.passDuration, m.orders, m.pushes, m.applies,
+	m.reg.MustRegister(m.certs, m.passes, m.passDuration, m.lastSuccess, m.orders, m.pushes, m.applies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,41 +73,10 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Certificate is the state of one certificate after a pass.
-type Certificate struct {
-	Name, Namespace                     string
-	IssuerName, IssuerKind, IssuerGroup string
-	NotAfter, RenewalTime               time.Time
-	Ready                               bool
-}
-
 // SetCertificates replaces the certificate gauges with the given set, so a
-// removed certificate stops being reported.
-func (m *Metrics) SetCertificates(certs []Certificate) {
-	m.expiration.Reset()
-	m.ready.Reset()
-	m.renewal.Reset()
-	for _, c := range certs {
-		l := prometheus.Labels{"name": c.Name, "namespace": c.Namespace, "issuer_name": c.IssuerName, "issuer_kind": c.IssuerKind, "issuer_group": c.IssuerGroup}
-		if !c.NotAfter.IsZero() {
-			m.expiration.With(l).Set(float64(c.NotAfter.Unix()))
-		}
-		if !c.RenewalTime.IsZero() {
-			m.renewal.With(l).Set(float64(c.RenewalTime.Unix()))
-		}
-		for _, cond := range []string{"True", "False", "Unknown"} {
-			v := 0.0
-			if (cond == "True") == c.Ready && cond != "Unknown" {
-				v = 1
-			}
-			rl := prometheus.Labels{"condition": cond}
-			for k, val := range l {
-				rl[k] = val
-			}
-			m.ready.With(rl).Set(v)
-		}
-	}
-}
+// removed certificate stops being reported. A scrape sees either the old
+// set or the new one, never a mix or nothing in between.
+func (m *Metrics) SetCertificates(certs []Certificate) { m.certs.set(certs) }
 
 // Pass records one pass: its result, duration and what it did.
 type Pass struct {
@@ -122,9 +86,17 @@ type Pass struct {
 	Issued, Failed  int
 	Pushed          bool
 	Applied, Pruned int
+	// Read tells that the pass read the repository: then Certificates is
+	// every certificate declared there and replaces the gauges (an empty
+	// set removes them all). A pass that failed before reading it (Git
+	// away) leaves the gauges as they were: expiry alerts must keep
+	// working through an outage, which is when they matter.
+	Read         bool
+	Certificates []Certificate
 }
 
-// RecordPass updates the counters.
+// RecordPass updates the counters, and the certificate gauges after a pass
+// that read the repository.
 func (m *Metrics) RecordPass(p Pass) {
 	result := "ok"
 	switch {
@@ -132,6 +104,12 @@ func (m *Metrics) RecordPass(p Pass) {
 		result = "error"
 	case p.Problems > 0:
 		result = "problems"
+	}
+	if p.Read {
+		m.SetCertificates(p.Certificates)
+	}
+	if p.Err == nil {
+		m.lastSuccess.SetToCurrentTime()
 	}
 	m.passes.WithLabelValues(result).Inc()
 	m.passDuration.Observe(p.Duration.Seconds())

@@ -45,3 +45,93 @@ func TestCertManagerCompatibleGauges(t *testing.T) {
 		t.Error("stale certificate still reported")
 	}
 }
+
+func TestGaugesSurviveFailedPass(t *testing.T) {
+	exp := time.Unix(1800000000, 0)
+	web := Certificate{Name: "web", Namespace: "shop", IssuerName: "le", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io", NotAfter: exp, Ready: true}
+	api := Certificate{Name: "api", Namespace: "api", IssuerName: "le", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io", NotAfter: exp}
+	const webExpiry = `certmanager_certificate_expiration_timestamp_seconds{issuer_group="cert-manager.io",issuer_kind="ClusterIssuer",issuer_name="le",name="web",namespace="shop"} 1.8e+09`
+	const apiExpiry = `certmanager_certificate_expiration_timestamp_seconds{issuer_group="cert-manager.io",issuer_kind="ClusterIssuer",issuer_name="le",name="api",namespace="api"} 1.8e+09`
+	for _, tc := range []struct {
+		name          string
+		second        Pass
+		want, notWant []string
+	}{
+		{
+			name:    "failed before reading the repository: gauges kept",
+			second:  Pass{Err: errors.New("fetch repository: 503")},
+			want:    []string{webExpiry, `certsync_passes_total{result="error"} 1`},
+			notWant: []string{apiExpiry},
+		},
+		{
+			name:    "failed after reading it: what it read replaces them",
+			second:  Pass{Err: errors.New("push: 503"), Read: true, Certificates: []Certificate{api}},
+			want:    []string{apiExpiry, `certsync_passes_total{result="error"} 1`},
+			notWant: []string{webExpiry},
+		},
+		{
+			name:    "read and found none: gauges removed",
+			second:  Pass{Read: true},
+			want:    []string{`certsync_passes_total{result="ok"} 2`},
+			notWant: []string{webExpiry, "certmanager_certificate_ready_status{"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New()
+			m.RecordPass(Pass{Read: true, Certificates: []Certificate{web}})
+			if out := scrape(t, m); !strings.Contains(out, webExpiry) || !strings.Contains(out, "certsync_last_successful_pass_timestamp_seconds ") {
+				t.Fatalf("after a good pass:\n%s", out)
+			}
+			m.RecordPass(tc.second)
+			out := scrape(t, m)
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("missing %s", w)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("unexpected %s", w)
+				}
+			}
+		})
+	}
+}
+
+// A scrape during a replacement sees a whole set, never none: an alert on
+// an absent series must not fire because a pass ended.
+func TestGaugesReplacedAtomically(t *testing.T) {
+	m := New()
+	certs := []Certificate{{Name: "web", Namespace: "shop", NotAfter: time.Unix(1800000000, 0)}}
+	m.SetCertificates(certs)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			m.SetCertificates(certs)
+		}
+	}()
+	for range 50 {
+		if out := scrape(t, m); !strings.Contains(out, `name="web"`) {
+			t.Fatal("a scrape saw no certificates while they were replaced")
+		}
+	}
+	<-done
+}
+
+// Two declarations with the same labels must not break the scrape.
+func TestDuplicateCertificateLabels(t *testing.T) {
+	m := New()
+	m.SetCertificates([]Certificate{
+		{Name: "web", Namespace: "shop", NotAfter: time.Unix(1700000000, 0)},
+		{Name: "web", Namespace: "shop", NotAfter: time.Unix(1800000000, 0)},
+	})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	if out := rec.Body.String(); !strings.Contains(out, `name="web",namespace="shop"} 1.8e+09`) {
+		t.Errorf("want the last entry to win:\n%s", out)
+	}
+}

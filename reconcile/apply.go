@@ -7,32 +7,43 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// applyAndPrune makes the cluster match what is now in Git: the Secrets just
-// pushed, the ones the plan found missing, stale or edited, and removals.
-// It runs only after the push succeeded, so the cluster never holds a
-// Secret that Git does not.
-func (r *Reconciler) applyAndPrune(ctx context.Context, p *pass, res *Result, out *outcome) {
+// applyIssued puts the Secrets of a batch that was just pushed into the
+// cluster, with an Issued or Renewed event each. It runs only after the
+// push, so the cluster never holds a Secret that Git does not.
+func (r *Reconciler) applyIssued(ctx context.Context, res *Result, batch *outcome) {
 	if r.cfg.Cluster == nil {
 		return
 	}
-	apply := func(path string, s *corev1.Secret) {
-		if err := r.cfg.Cluster.Apply(ctx, s); err != nil {
-			res.Problems = append(res.Problems, fmt.Errorf("apply %s/%s from %s: %w", s.Namespace, s.Name, path, err))
-			return
-		}
-		res.Applied = append(res.Applied, s.Namespace+"/"+s.Name)
-	}
-	for _, path := range sortedKeys(out.secrets) {
-		apply(path, out.secrets[path])
-		is := out.issued[path]
+	for _, path := range sortedKeys(batch.secrets) {
+		s := batch.secrets[path]
+		r.apply(ctx, res, path, s)
+		is := batch.issued[path]
 		reason := "Issued"
 		if is.Kind != Issue {
 			reason = "Renewed"
 		}
-		r.event(ctx, out.secrets[path].Namespace, out.secrets[path].Name, corev1.EventTypeNormal, reason,
+		r.event(ctx, s.Namespace, s.Name, corev1.EventTypeNormal, reason,
 			fmt.Sprintf("%s: serial %s, expires %s (%s; commit %s)", is.Certificate, is.Serial, is.NotAfter.UTC().Format("2006-01-02T15:04:05Z"), is.Reason, short(res.Commit)))
 	}
-	for _, a := range out.failed {
+}
+
+// applyPlanned makes the cluster match what is now in Git beyond the new
+// certificates: Secrets the plan found missing, stale or edited, and
+// removals; and records a Failed event for each failed order.
+func (r *Reconciler) applyPlanned(ctx context.Context, p *pass, res *Result, failed []Action) {
+	deleted := map[string]bool{}
+	for _, path := range res.deleted {
+		deleted[path] = true
+	}
+	for _, a := range p.plan().Actions {
+		if a.Kind == PruneFile && deleted[a.Path] {
+			res.Pruned = append(res.Pruned, a.Path)
+		}
+	}
+	if r.cfg.Cluster == nil {
+		return
+	}
+	for _, a := range failed {
 		r.event(ctx, a.Namespace, a.Name, corev1.EventTypeWarning, "Failed", a.Subject()+": "+a.Reason)
 	}
 	for _, a := range p.plan().Actions {
@@ -44,19 +55,23 @@ func (r *Reconciler) applyAndPrune(ctx context.Context, p *pass, res *Result, ou
 				continue
 			}
 			r.log.Info("applying", "secret", a.Namespace+"/"+a.Name, "reason", a.Reason)
-			apply(a.Path, s)
+			r.apply(ctx, res, a.Path, s)
 		case PruneSecret:
 			if err := r.cfg.Cluster.Delete(ctx, a.Namespace, a.Name); err != nil {
 				res.Problems = append(res.Problems, fmt.Errorf("prune Secret %s/%s: %w", a.Namespace, a.Name, err))
 				continue
 			}
 			res.Pruned = append(res.Pruned, "Secret "+a.Namespace+"/"+a.Name)
-		case PruneFile:
-			if _, ok := out.changes[a.Path]; ok && res.Commit != "" {
-				res.Pruned = append(res.Pruned, a.Path)
-			}
 		}
 	}
+}
+
+func (r *Reconciler) apply(ctx context.Context, res *Result, path string, s *corev1.Secret) {
+	if err := r.cfg.Cluster.Apply(ctx, s); err != nil {
+		res.Problems = append(res.Problems, fmt.Errorf("apply %s/%s from %s: %w", s.Namespace, s.Name, path, err))
+		return
+	}
+	res.Applied = append(res.Applied, s.Namespace+"/"+s.Name)
 }
 
 // event records a Kubernetes Event when the cluster can; a failure to

@@ -37,6 +37,11 @@ type generation struct {
 type cachedRecord struct {
 	rec committed.Certificate
 	err error
+	// verified: the file was decrypted, its MAC checked and its metadata
+	// matched the certificate inside; corrupt: that check failed. Neither
+	// is set when the pass could not try (no decryption key).
+	verified bool
+	corrupt  error
 }
 
 func (c *parseCache) next(tree Tree) *generation {
@@ -66,12 +71,17 @@ func (g *generation) key(path string) string {
 	return path + "\x00" + h
 }
 
+// verifyFunc checks a committed file against what its MAC covers; see
+// Reconciler.verifyRecord.
+type verifyFunc func(ctx context.Context, path string, content []byte, rec committed.Certificate) (verified bool, corrupt error)
+
 // parse reads the committed records and declarations at the given paths,
 // reusing the previous pass's results for files whose blob did not change.
 // Changed files are read in order (Git object reads) and parsed by one
-// worker per CPU: parsing, not reading, dominates a cold pass. Records come
+// worker per CPU: parsing, not reading, dominates a cold pass. Each new
+// record blob is verified once (verify may be nil: no key). Records come
 // back by path, declaration sets in the order of declPaths.
-func (g *generation) parse(ctx context.Context, recordPaths, declPaths []string) (map[string]cachedRecord, []declared.Set, error) {
+func (g *generation) parse(ctx context.Context, recordPaths, declPaths []string, verify verifyFunc) (map[string]cachedRecord, []declared.Set, error) {
 	type job struct {
 		i       int
 		path    string
@@ -92,7 +102,11 @@ func (g *generation) parse(ctx context.Context, recordPaths, declPaths []string)
 					continue
 				}
 				rec, err := committed.Read(j.path, j.content)
-				records[j.i] = cachedRecord{rec, err}
+				c := cachedRecord{rec: rec, err: err}
+				if err == nil && verify != nil {
+					c.verified, c.corrupt = verify(ctx, j.path, j.content, rec)
+				}
+				records[j.i] = c
 			}
 		}()
 	}

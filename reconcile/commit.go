@@ -2,56 +2,12 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/certsync/certsync/committed"
 )
-
-// commitAndPush commits the outcome in one commit and pushes it. When
-// another writer pushed first, it fetches, plans again on the new head and
-// commits what is still due, reusing certificates it already ordered: a
-// lost race never orders twice, and a certificate the other writer already
-// renewed is dropped. It returns the pass and outcome that were pushed.
-func (r *Reconciler) commitAndPush(ctx context.Context, p *pass, res *Result, out *outcome) (*pass, *outcome, error) {
-	for attempt := 1; ; attempt++ {
-		changes := sortedChanges(out.changes)
-		if len(changes) == 0 {
-			return p, out, nil
-		}
-		msg := commitMessage(p.plan(), out)
-		tree, err := r.cfg.Repo.Commit(ctx, p.tree, changes, msg)
-		if err != nil {
-			return p, out, fmt.Errorf("commit %d files: %w", len(changes), err)
-		}
-		err = r.cfg.Repo.Push(ctx)
-		if err == nil {
-			res.Commit = tree.Commit()
-			for _, path := range sortedKeys(out.issued) {
-				res.Issued = append(res.Issued, out.issued[path])
-			}
-			res.Records = recordsAfter(res.Records, changes)
-			r.log.Info("pushed", "commit", res.Commit, "files", len(changes), "attempt", attempt)
-			return p, out, nil
-		}
-		if !errors.Is(err, ErrPushRace) {
-			// The commit stays local; the next pass pushes it first.
-			return p, out, fmt.Errorf("push: %w (the commit is kept locally and pushed by the next pass)", err)
-		}
-		if attempt >= r.cfg.PushAttempts {
-			return p, out, fmt.Errorf("push: lost the race %d times; giving up this pass: %w", attempt, err)
-		}
-		r.log.Info("push lost a race; planning again on the new head", "attempt", attempt)
-		if p, out, err = r.replan(ctx, out); err != nil {
-			return p, out, err
-		}
-		res.Head, res.Plan = p.tree.Commit(), p.plan()
-	}
-}
 
 // replan reads the new remote head and keeps from prev what is still wanted.
 func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome, error) {
@@ -71,7 +27,7 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 		return nil, prev, err
 	}
 	p.lastPlan = Calculate(p.state)
-	out := &outcome{changes: map[string]FileChange{}, secrets: map[string]*corev1.Secret{}, issued: map[string]Issued{}, problems: prev.problems, failed: prev.failed}
+	out := newOutcome()
 	for _, a := range p.lastPlan.Actions {
 		switch {
 		case a.Kind.Orders():
@@ -89,10 +45,18 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 				out.changes[req.Path] = FileChange{Path: req.Path, Delete: true}
 			}
 		case a.Kind == Reencrypt:
-			if err := r.reencrypt(ctx, p, a, out); err != nil {
-				out.problems = append(out.problems, err)
+			if _, done := prev.changes[a.Path]; !done {
+				continue // not part of this batch: a later pass does it
 			}
+			content, err := r.reencrypt(ctx, p, a)
+			if err != nil {
+				return p, out, err
+			}
+			out.add(a.Path, content)
 		case a.Kind == PruneFile:
+			if _, done := prev.changes[a.Path]; !done {
+				continue
+			}
 			out.changes[a.Path] = FileChange{Path: a.Path, Delete: true}
 		}
 	}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -22,8 +23,8 @@ import (
 // Secret carries it so it could be applied as cert-manager would.
 const DefaultAccountNamespace = "cert-manager"
 
-// outcome is what the order step produced: the file changes to commit and,
-// kept in memory for the apply step, the plaintext Secrets just issued.
+// outcome is one batch of results: the file changes to commit and, kept in
+// memory for the apply step, the plaintext Secrets just issued.
 type outcome struct {
 	changes  map[string]FileChange
 	secrets  map[string]*corev1.Secret // by path
@@ -36,27 +37,50 @@ func (o *outcome) add(path string, content []byte) {
 	o.changes[path] = FileChange{Path: path, Content: content}
 }
 
-// order performs the plan's orders, re-encryptions and file prunes. Each
-// certificate fails alone: its error is recorded and the others go on.
-func (r *Reconciler) order(ctx context.Context, p *pass, plan Plan) *outcome {
-	out := &outcome{changes: map[string]FileChange{}, secrets: map[string]*corev1.Secret{}, issued: map[string]Issued{}}
-	issuers := newIssuerCache(r, p, out)
-	var orders []Action
+// orderResults is what the order step did besides what it wrote.
+type orderResults struct {
+	problems    []error
+	failed      []Action
+	interrupted int // orders not started or abandoned because the pass was stopped
+	reused      int // certificates taken from set-aside local commits
+}
+
+// order performs the plan's re-encryptions, file prunes and orders,
+// handing each result to the writer as soon as it exists. Each certificate
+// fails alone: its error is recorded and the others go on. When drain is
+// done no new order starts; orders in flight finish (or end with ctx),
+// and neither counts as a failure.
+func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, plan Plan, w *writer) orderResults {
+	var res orderResults
+	var first []FileChange
 	for _, a := range plan.Actions {
 		switch {
-		case a.Kind.Orders():
-			orders = append(orders, a)
 		case a.Kind == Reencrypt:
-			if err := r.reencrypt(ctx, p, a, out); err != nil {
-				out.problems = append(out.problems, err)
+			content, err := r.reencrypt(ctx, p, a)
+			if err != nil {
+				res.problems = append(res.problems, err)
+				continue
 			}
+			first = append(first, FileChange{Path: a.Path, Content: content})
 		case a.Kind == PruneFile:
-			out.changes[a.Path] = FileChange{Path: a.Path, Delete: true}
+			first = append(first, FileChange{Path: a.Path, Delete: true})
+		}
+	}
+	if len(first) > 0 {
+		if err := w.add(ctx, first, "", nil, nil, false); err != nil {
+			res.problems = append(res.problems, err)
+		}
+	}
+	var orders []Action
+	for _, a := range plan.Actions {
+		if a.Kind.Orders() {
+			orders = append(orders, a)
 		}
 	}
 	if len(orders) == 0 {
-		return out
+		return res
 	}
+	issuers := newIssuerCache(r, p, w)
 	r.log.Info("ordering certificates", "count", len(orders), "concurrency", r.cfg.Concurrency)
 	var (
 		mu   sync.Mutex
@@ -64,39 +88,109 @@ func (r *Reconciler) order(ctx context.Context, p *pass, plan Plan) *outcome {
 		sem  = make(chan struct{}, r.cfg.Concurrency)
 		done int
 	)
-	for _, a := range orders {
+	for i, a := range orders {
+		select {
+		case sem <- struct{}{}:
+		case <-drain:
+		case <-ctx.Done():
+		}
+		if stopped(ctx, drain) {
+			res.interrupted += len(orders) - i
+			r.log.Info("stopping: no new orders; waiting for those in flight", "not started", len(orders)-i)
+			break
+		}
+		if !w.stillDue(a.Path) {
+			<-sem
+			r.log.Info("not ordering: another writer committed it meanwhile", "certificate", a.Certificate.Key())
+			continue
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			secret, content, iss, err := r.orderOne(ctx, p, issuers, a)
+			key := a.Certificate.Key()
+			secret, content, is, reused := r.reuseCarried(ctx, p, a)
+			var err error
+			if !reused {
+				secret, content, is, err = r.orderOne(ctx, p, issuers, a)
+			}
+			if err == nil {
+				changes := []FileChange{{Path: a.Path, Content: content}}
+				if req, ok := p.requests[key]; ok {
+					changes = append(changes, FileChange{Path: req.Path, Delete: true})
+				}
+				err = w.add(ctx, changes, a.Path, secret, &is, false)
+				if err != nil {
+					err = fmt.Errorf("issued serial %s but could not commit it: %w", is.Serial, err)
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			done++
-			key := a.Certificate.Key()
-			if err != nil {
-				r.recordFailure(key, r.cfg.Clock(), err)
+			progress := fmt.Sprintf("%d/%d", done, len(orders))
+			switch {
+			case err == nil && reused:
+				res.reused++
+				r.log.Info("reused a certificate an earlier pass ordered but could not push", "certificate", key, "serial", is.Serial, "progress", progress)
+			case err == nil:
+				r.clearFailure(key)
+				r.log.Info("issued", "certificate", key, "serial", is.Serial, "notAfter", is.NotAfter, "progress", progress)
+			case ctx.Err() != nil:
+				// Shutdown is never an order failure: no backoff.
+				res.interrupted++
+				r.log.Warn("order interrupted by shutdown; it is ordered again next pass", "certificate", key, "progress", progress)
+			default:
+				r.recordFailure(key, p.state.Fingerprints[key], r.cfg.Clock(), err)
 				failed := a
 				failed.Reason = err.Error()
-				out.failed = append(out.failed, failed)
-				r.log.Error("order failed", "certificate", key, "source", a.Certificate.Source.String(), "progress", fmt.Sprintf("%d/%d", done, len(orders)), "error", err)
-				out.problems = append(out.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
-				return
-			}
-			r.clearFailure(key)
-			r.log.Info("issued", "certificate", key, "serial", iss.Serial, "notAfter", iss.NotAfter, "progress", fmt.Sprintf("%d/%d", done, len(orders)))
-			out.add(a.Path, content)
-			out.secrets[a.Path], out.issued[a.Path] = secret, iss
-			if req, ok := p.requests[key]; ok {
-				out.changes[req.Path] = FileChange{Path: req.Path, Delete: true}
+				res.failed = append(res.failed, failed)
+				r.log.Error("order failed", "certificate", key, "source", a.Certificate.Source.String(), "progress", progress, "error", err)
+				res.problems = append(res.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
 			}
 		}()
 	}
 	wg.Wait()
-	for path, content := range issuers.staged() {
-		out.add(path, content)
+	return res
+}
+
+// stopped reports whether the pass must start no new order.
+func stopped(ctx context.Context, drain <-chan struct{}) bool {
+	if ctx.Err() != nil {
+		return true
 	}
-	return out
+	select {
+	case <-drain:
+		return true
+	default:
+		return false
+	}
+}
+
+// reuseCarried takes the certificate for a from a local commit that
+// could not be pushed (see pushPending) when it still fits the declaration,
+// is not due, and verifies: an order already paid for is never repeated.
+func (r *Reconciler) reuseCarried(ctx context.Context, p *pass, a Action) (*corev1.Secret, []byte, Issued, bool) {
+	content, ok := r.carriedFile(a.Path)
+	if !ok {
+		return nil, nil, Issued{}, false
+	}
+	c := a.Certificate
+	rec, err := committed.Read(a.Path, content)
+	if err != nil || exposed(&rec) {
+		return nil, nil, Issued{}, false
+	}
+	if kind, _ := reissueReason(c, &rec); kind != "" || !p.state.Now.Before(RenewalTime(c, &rec, p.state.Policy)) {
+		return nil, nil, Issued{}, false
+	}
+	plain, err := p.enc.Decrypt(ctx, a.Path, content)
+	if err != nil {
+		return nil, nil, Issued{}, false
+	}
+	s, err := render.Parse(plain)
+	if err != nil || render.Verify(s, rec) != nil {
+		return nil, nil, Issued{}, false
+	}
+	return s, content, Issued{Kind: a.Kind, Certificate: c.Key(), Path: a.Path, Serial: rec.Serial, NotAfter: rec.NotAfter,
+		Reason: a.Reason + " (certificate ordered by an earlier pass whose commit was not pushed)"}, true
 }
 
 // orderOne issues one certificate and returns its Secret, encrypted file
@@ -152,7 +246,7 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 // committed one when it still matches the spec.
 func (r *Reconciler) privateKey(ctx context.Context, p *pass, a Action) (crypto.Signer, error) {
 	c := a.Certificate
-	if c.PrivateKey.RotationPolicy == declared.RotateNever && a.Committed != nil {
+	if c.PrivateKey.RotationPolicy == declared.RotateNever && a.Committed != nil && !a.FreshKey {
 		s, err := r.decryptSecret(ctx, p, a.Path)
 		if err != nil {
 			return nil, fmt.Errorf("reuse private key (rotationPolicy Never): %w", err)
@@ -173,17 +267,22 @@ func (r *Reconciler) privateKey(ctx context.Context, p *pass, a Action) (crypto.
 	return key, nil
 }
 
-func (r *Reconciler) reencrypt(ctx context.Context, p *pass, a Action, out *outcome) error {
-	s, err := r.decryptSecret(ctx, p, a.Path)
+func (r *Reconciler) reencrypt(ctx context.Context, p *pass, a Action) ([]byte, error) {
+	var s *corev1.Secret
+	var err error
+	if a.Committed != nil && !a.Committed.Encrypted {
+		s, err = r.plaintextSecret(p, a.Path) // committed without SOPS: nothing to decrypt
+	} else {
+		s, err = r.decryptSecret(ctx, p, a.Path)
+	}
 	if err != nil {
-		return fmt.Errorf("re-encrypt: %w", err)
+		return nil, fmt.Errorf("re-encrypt: %w", err)
 	}
 	content, err := r.encryptSecret(ctx, p, a.Path, s)
 	if err != nil {
-		return fmt.Errorf("re-encrypt: %w", err)
+		return nil, fmt.Errorf("re-encrypt: %w", err)
 	}
-	out.add(a.Path, content)
-	return nil
+	return content, nil
 }
 
 func (r *Reconciler) encryptSecret(ctx context.Context, p *pass, path string, s *corev1.Secret) ([]byte, error) {
@@ -196,6 +295,19 @@ func (r *Reconciler) encryptSecret(ctx context.Context, p *pass, path string, s 
 		return nil, fmt.Errorf("encrypt %s: %w", path, err)
 	}
 	return content, nil
+}
+
+// plaintextSecret reads a committed Secret that was written without SOPS.
+func (r *Reconciler) plaintextSecret(p *pass, path string) (*corev1.Secret, error) {
+	content, err := p.tree.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	s, err := render.Parse(content)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }
 
 // decryptSecret reads and decrypts a committed Secret of the pass's tree.
@@ -216,16 +328,19 @@ func (r *Reconciler) decryptSecret(ctx context.Context, p *pass, path string) (*
 }
 
 // issuerCache builds each issuer once per pass, loading its ACME account
-// key from the repository or generating one to be committed with the
-// certificates it issues.
+// key from the repository or generating one. A new account key is
+// committed and pushed before the account is registered, so a crash never
+// registers a second account, and of several agents racing to create it,
+// all end up using the one that reached the remote first.
 type issuerCache struct {
-	r   *Reconciler
-	p   *pass
-	out *outcome
+	r *Reconciler
+	p *pass
+	w *writer
+	// secrets resolves the issuers' *SecretRef fields for this pass.
+	secrets issuer.SecretGetter
 
 	mu      sync.Mutex
 	entries map[string]*issuerEntry
-	newKeys map[string][]byte // account files to commit
 }
 
 type issuerEntry struct {
@@ -234,8 +349,12 @@ type issuerEntry struct {
 	err  error
 }
 
-func newIssuerCache(r *Reconciler, p *pass, out *outcome) *issuerCache {
-	return &issuerCache{r: r, p: p, out: out, entries: map[string]*issuerEntry{}, newKeys: map[string][]byte{}}
+func newIssuerCache(r *Reconciler, p *pass, w *writer) *issuerCache {
+	var fromCluster SecretReader
+	if r.cfg.IssuerSecretsFromCluster {
+		fromCluster, _ = r.cfg.Cluster.(SecretReader)
+	}
+	return &issuerCache{r: r, p: p, w: w, secrets: newPassSecrets(p, fromCluster), entries: map[string]*issuerEntry{}}
 }
 
 func (c *issuerCache) get(ctx context.Context, decl *declared.Issuer) (issuer.Issuer, error) {
@@ -252,7 +371,7 @@ func (c *issuerCache) get(ctx context.Context, decl *declared.Issuer) (issuer.Is
 			e.err = fmt.Errorf("%s (%s): %w", decl.Key(), decl.Source, err)
 			return
 		}
-		e.iss, e.err = c.r.cfg.Issuers(ctx, decl, key)
+		e.iss, e.err = c.r.cfg.Issuers(ctx, decl, key, c.secrets)
 		if e.err != nil {
 			e.err = fmt.Errorf("%s (%s): %w", decl.Key(), decl.Source, e.err)
 		}
@@ -268,23 +387,22 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 	content, err := c.p.tree.ReadFile(path)
 	switch {
 	case err == nil:
-		plain, err := c.p.enc.Decrypt(ctx, path, content)
-		if err != nil {
-			return nil, fmt.Errorf("ACME account key: %w", err)
-		}
-		s, err := render.Parse(plain)
-		if err != nil {
-			return nil, fmt.Errorf("ACME account key %s: %w", path, err)
-		}
-		key, err := pki.ParseKey(s.Data[corev1.TLSPrivateKeyKey])
-		if err != nil {
-			return nil, fmt.Errorf("ACME account key %s: %w", path, err)
-		}
-		return key, nil
+		return c.readAccountKey(ctx, path, content)
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	case decl.ACME.DisableAccountKeyGeneration:
 		return nil, fmt.Errorf("%w: no account key at %s and disableAccountKeyGeneration is set: commit the existing key there", issuer.ErrPermanent, path)
+	}
+	if carried, ok := c.r.carriedFile(path); ok {
+		// An earlier pass created this account but never pushed its key:
+		// keep using that account rather than registering another.
+		key, err := c.readAccountKey(ctx, path, carried)
+		if err == nil {
+			if err := c.w.add(ctx, []FileChange{{Path: path, Content: carried}}, "", nil, nil, true); err != nil && !c.w.localOnly(err) {
+				return nil, fmt.Errorf("commit the ACME account key: %w", err)
+			}
+			return key, nil
+		}
 	}
 	key, err := pki.GenerateKey(declared.KeySpec{Algorithm: declared.RSA, Size: declared.DefaultRSASize})
 	if err != nil {
@@ -302,15 +420,30 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 	if err != nil {
 		return nil, fmt.Errorf("ACME account key: %w", err)
 	}
-	c.r.log.Info("generated ACME account key", "issuer", decl.Key(), "path", path)
-	c.mu.Lock()
-	c.newKeys[path] = enc
-	c.mu.Unlock()
+	c.r.log.Info("generated ACME account key; committing it before registering", "issuer", decl.Key(), "path", path)
+	if err := c.w.add(ctx, []FileChange{{Path: path, Content: enc}}, "", nil, nil, true); err != nil && !c.w.localOnly(err) {
+		return nil, fmt.Errorf("commit the new ACME account key: %w", err)
+	}
+	// Another agent may have pushed its own key first: use that one.
+	if theirs, err := c.w.remoteFile(path); err == nil && !bytes.Equal(theirs, enc) {
+		c.r.log.Info("another agent created the ACME account key first; using it", "issuer", decl.Key(), "path", path)
+		return c.readAccountKey(ctx, path, theirs)
+	}
 	return key, nil
 }
 
-func (c *issuerCache) staged() map[string][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.newKeys
+func (c *issuerCache) readAccountKey(ctx context.Context, path string, content []byte) (crypto.Signer, error) {
+	plain, err := c.p.enc.Decrypt(ctx, path, content)
+	if err != nil {
+		return nil, fmt.Errorf("ACME account key: %w", err)
+	}
+	s, err := render.Parse(plain)
+	if err != nil {
+		return nil, fmt.Errorf("ACME account key %s: %w", path, err)
+	}
+	key, err := pki.ParseKey(s.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		return nil, fmt.Errorf("ACME account key %s: %w", path, err)
+	}
+	return key, nil
 }

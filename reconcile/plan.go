@@ -64,6 +64,9 @@ type Action struct {
 	// Namespace and Name identify the Secret in the cluster.
 	Namespace, Name string
 	Reason          string
+	// FreshKey is set on orders whose committed key must not be reused,
+	// whatever rotationPolicy says: it was exposed or cannot be trusted.
+	FreshKey bool
 }
 
 // Subject names what the action is about, for tables and commit messages.
@@ -89,6 +92,13 @@ type Failure struct {
 	Last       time.Time
 	RetryAfter time.Time
 	Err        string
+	// Permanent failures (a malformed request, an unauthorized account, a
+	// rejected identifier, CAA) recur until something changes: they wait
+	// for the declaration or its issuer to change instead of a timer.
+	Permanent bool `json:",omitempty"`
+	// Fingerprint is the declaration and issuer the order was made for;
+	// when they change, the certificate is retried at once.
+	Fingerprint string `json:",omitempty"`
 }
 
 // Policy holds the knobs of the planner. Zero values are the defaults.
@@ -133,6 +143,10 @@ type State struct {
 	// Unreadable the ones whose plaintext metadata could not be read.
 	Committed  map[string]committed.Certificate
 	Unreadable map[string]error
+	// Corrupt are committed files whose content failed verification: the
+	// SOPS MAC did not match, or the plaintext metadata the planner reads
+	// disagrees with the certificate inside. Their metadata is not trusted.
+	Corrupt map[string]error
 	// ClusterKnown is false when no cluster is configured: nothing is
 	// applied or pruned there. Observed is keyed "namespace/name".
 	ClusterKnown bool
@@ -140,15 +154,21 @@ type State struct {
 	// DesiredRecipients are the recipients .sops.yaml asks for, by path;
 	// a path without an entry is not checked.
 	DesiredRecipients map[string][]string
-	// Accounts are the recipients of each committed ACME account key file.
-	Accounts map[string][]string
+	// Accounts are the recipients of each committed ACME account key file;
+	// AccountsExposed the plaintext data keys of account files that hold
+	// any (a .sops.yaml rule that left them unencrypted).
+	Accounts        map[string][]string
+	AccountsExposed map[string][]string
 	// Failures are keyed by Certificate key ("namespace/name").
 	Failures map[string]Failure
-	// Broken are declarations that failed to parse or validate: the
-	// Certificate keys and the files. Nothing they made is ever pruned,
-	// so a typo cannot delete a certificate.
-	BrokenCertificates map[string]bool
-	BrokenSources      map[string]bool
+	// Fingerprints digest each Certificate with its issuer, by key; a
+	// failure recorded under another fingerprint no longer holds it back.
+	Fingerprints map[string]string
+	// PruneBlockers are the problems of this pass (a declaration that
+	// failed to parse, an unrecognised cert-manager document, an unreadable
+	// file). While any stands nothing is pruned: a typo in a kind must not
+	// look like a removed Certificate and delete a live Secret.
+	PruneBlockers []string
 	// RenewRequests are manual renewal requests by Certificate key, with
 	// the time they were made.
 	RenewRequests map[string]time.Time
@@ -204,6 +224,11 @@ func Calculate(s State) Plan {
 	}
 	planPrunes(&s, &p, wanted, wantedSecrets)
 	for path, have := range s.Accounts {
+		if keys := s.AccountsExposed[path]; len(keys) > 0 {
+			p.Actions = append(p.Actions, Action{Kind: Reencrypt, Path: path, Name: path,
+				Reason: fmt.Sprintf("ACME account key committed in plaintext (%s): encrypting it; treat the account key as exposed", strings.Join(keys, ","))})
+			continue
+		}
 		if want, check := s.DesiredRecipients[path]; check && !slices.Equal(sorted(want), have) {
 			p.Actions = append(p.Actions, Action{Kind: Reencrypt, Path: path, Name: path,
 				Reason: fmt.Sprintf("ACME account key: recipients changed: %s → %s", strings.Join(have, ","), strings.Join(sorted(want), ","))})
@@ -223,6 +248,20 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 		kind, reason = Reissue, "committed file unreadable: "+s.Unreadable[path].Error()
 	case !ok:
 		kind, reason = Issue, "no Secret committed"
+	case s.Corrupt[path] != nil:
+		base.Committed = &rec
+		kind, reason, base.FreshKey = Reissue, "committed file failed verification: "+s.Corrupt[path].Error(), true
+	case exposed(&rec) && c.PrivateKey.RotationPolicy == declared.RotateNever:
+		base.Committed = &rec
+		a := base
+		a.Kind = Reencrypt
+		a.Reason = fmt.Sprintf("committed with %s in plaintext: encrypting it; the key is kept (rotationPolicy Never) although it was exposed", exposedKeys(&rec))
+		p.Actions = append(p.Actions, a)
+		planApply(s, p, base, &rec, ok)
+		return
+	case exposed(&rec):
+		base.Committed = &rec
+		kind, reason, base.FreshKey = Reissue, fmt.Sprintf("private key exposed: %s was committed in plaintext; re-issuing with a new key", exposedKeys(&rec)), true
 	default:
 		base.Committed = &rec
 		kind, reason = reissueReason(c, &rec)
@@ -238,17 +277,15 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 		}
 	}
 	if kind != "" {
-		if f, failed := s.Failures[c.Key()]; failed {
-			if next := NextAttempt(f, s.Policy); s.Now.Before(next) {
-				a := base
-				a.Kind, a.Reason = Wait, fmt.Sprintf("%s; retrying after %s (failure %d: %s)", reason, committed.FormatTime(next), f.Count, f.Err)
-				p.Actions = append(p.Actions, a)
-				if p.NextRenewal.IsZero() || next.Before(p.NextRenewal) {
-					p.NextRenewal = next
-				}
-				planApply(s, p, base, &rec, ok)
-				return
+		if wait, next, holding := s.backoff(c); holding {
+			a := base
+			a.Kind, a.Reason = Wait, reason+"; "+wait
+			p.Actions = append(p.Actions, a)
+			if !next.IsZero() && (p.NextRenewal.IsZero() || next.Before(p.NextRenewal)) {
+				p.NextRenewal = next
 			}
+			planApply(s, p, base, &rec, ok)
+			return
 		}
 		a := base
 		a.Kind, a.Reason = kind, reason
@@ -336,6 +373,31 @@ func RenewalTime(c *declared.Certificate, rec *committed.Certificate, pol Policy
 	return rec.NotAfter.Add(-before).Truncate(time.Second)
 }
 
+// backoff says whether an earlier failure still holds c back, why, and
+// until when (zero for a permanent failure: until something changes). A
+// changed declaration or issuer, or a renewal request made after the
+// failure (certsync renew), releases it at once.
+func (s *State) backoff(c *declared.Certificate) (reason string, next time.Time, holding bool) {
+	f, failed := s.Failures[c.Key()]
+	if !failed {
+		return "", time.Time{}, false
+	}
+	if f.Fingerprint != "" && s.Fingerprints != nil && f.Fingerprint != s.Fingerprints[c.Key()] {
+		return "", time.Time{}, false
+	}
+	if req, asked := s.RenewRequests[c.Key()]; asked && req.After(f.Last) {
+		return "", time.Time{}, false
+	}
+	if f.Permanent {
+		return fmt.Sprintf("not retrying until the Certificate or its issuer changes, or `certsync renew %s` (permanent failure %d: %s)", c.Key(), f.Count, f.Err), time.Time{}, true
+	}
+	next = NextAttempt(f, s.Policy)
+	if !s.Now.Before(next) {
+		return "", time.Time{}, false
+	}
+	return fmt.Sprintf("retrying after %s (failure %d: %s)", committed.FormatTime(next), f.Count, f.Err), next, true
+}
+
 // NextAttempt is when a failed certificate may be ordered again.
 func NextAttempt(f Failure, pol Policy) time.Time {
 	pol = pol.withDefaults()
@@ -359,52 +421,67 @@ func jitter(serial string) float64 {
 	return float64(h.Sum32()%10000) / 10000
 }
 
+// planPrunes removes what no declaration wants any more: committed files
+// and the Secrets this agent owns. Nothing is pruned in a pass that has any
+// problem, and one limit covers files and Secrets together: what counts is
+// how many certificates (namespace/name) would disappear.
 func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	var prunes []Action
+	all := map[string]bool{} // every namespace/name committed or observed
 	for path, rec := range s.Committed {
-		if !wanted[path] && !s.broken(rec.Certificate, rec.Source) {
+		all[rec.Namespace+"/"+rec.SecretName] = true
+		if !wanted[path] {
 			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
 				Reason: "no Certificate declares it any more"})
 		}
 	}
 	for path := range s.Unreadable {
-		if !wanted[path] && len(s.BrokenSources) == 0 && len(s.BrokenCertificates) == 0 {
-			if _, ns, name, ok := committed.ParseSecretPath(path); ok {
+		if _, ns, name, ok := committed.ParseSecretPath(path); ok {
+			all[ns+"/"+name] = true
+			if !wanted[path] {
 				prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: "no Certificate declares it any more"})
 			}
 		}
 	}
 	if s.ClusterKnown {
-		for key, obs := range s.Observed {
-			if !wantedSecrets[key] && !s.broken(obs.Certificate, obs.Source) {
+		for key := range s.Observed {
+			all[key] = true
+			if !wantedSecrets[key] {
 				ns, name, _ := strings.Cut(key, "/")
 				prunes = append(prunes, Action{Kind: PruneSecret, Path: committed.SecretPath(s.Cluster, ns, name), Namespace: ns, Name: name,
-					Reason: "certsync-owned Secret no Certificate declares any more"})
+					Reason: "Secret owned by this agent that no Certificate declares any more"})
 			}
 		}
 	}
 	if len(prunes) == 0 {
 		return
 	}
-	total := len(s.Committed) + len(s.Unreadable)
-	limit := max(1, int(s.Policy.MaxPruneShare*float64(total)))
-	files := 0
+	gone := map[string]bool{}
 	for _, a := range prunes {
-		if a.Kind == PruneFile {
-			files++
-		}
+		gone[a.Namespace+"/"+a.Name] = true
 	}
-	if files > limit && !s.Policy.ForcePrune {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("refusing to prune %d of %d committed Secrets in one pass (limit %.0f%%): if the declarations were really removed, run again with --force-prune", files, total, s.Policy.MaxPruneShare*100))
+	if n := len(s.PruneBlockers); n > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("not pruning %d %s: this pass has %d %s (first: %s); nothing is pruned while any problem stands, so a typo cannot delete a live Secret — fix them and the next pass prunes",
+			len(gone), plural(len(gone), "certificate"), n, plural(n, "problem"), s.PruneBlockers[0]))
+		return
+	}
+	limit := max(1, int(s.Policy.MaxPruneShare*float64(len(all))))
+	if len(gone) > limit && !s.Policy.ForcePrune {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("refusing to prune %d of %d certificates (files and Secrets) in one pass (limit %.0f%%): if the declarations were really removed, run again with --force-prune", len(gone), len(all), s.Policy.MaxPruneShare*100))
 		return
 	}
 	p.Actions = append(p.Actions, prunes...)
 }
 
-// broken reports whether a Secret came from a declaration that is
-// currently broken: the Certificate itself, or the file it was read from.
-func (s *State) broken(certificate, source string) bool {
-	return s.BrokenCertificates[certificate] || (source != "" && s.BrokenSources[source])
+// exposed reports whether a committed file holds secret data in the clear:
+// no SOPS at all, or a .sops.yaml rule that left data unencrypted.
+func exposed(rec *committed.Certificate) bool { return !rec.Encrypted || len(rec.PlaintextData) > 0 }
+
+func exposedKeys(rec *committed.Certificate) string {
+	if len(rec.PlaintextData) == 0 {
+		return "the whole Secret"
+	}
+	return strings.Join(rec.PlaintextData, ", ")
 }
 
 func sorted(v []string) []string {

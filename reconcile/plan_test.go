@@ -33,6 +33,7 @@ func issued(c declared.Certificate, at time.Time, serial string) committed.Certi
 		NotBefore: at, NotAfter: at.Add(90 * 24 * time.Hour), IssuedAt: at, Serial: serial,
 		Recipients: []string{"age1a"},
 		Source:     c.Source.File,
+		Encrypted:  true,
 	}
 }
 
@@ -116,11 +117,39 @@ func TestCalculate(t *testing.T) {
 		}(), want: "Reencrypt /accounts/clusterissuers/le.yaml", wantReason: "ACME account key: recipients changed"},
 		{name: "declaration removed: prune file and Secret", state: state(t0, []declared.Certificate{web}, webRec, apiRec),
 			want: "PruneFile api/api-tls; PruneSecret api/api-tls"},
-		{name: "broken declaration protects its Secret", state: func() State {
+		{name: "any problem in the pass blocks every prune", state: func() State {
 			s := state(t0, []declared.Certificate{web}, webRec, apiRec)
-			s.BrokenSources = map[string]bool{"certs/api.yaml": true}
+			s.PruneBlockers = []string{"certs/other.yaml:3: kind Certficate is not a cert-manager kind"}
 			return s
 		}()},
+		{name: "plaintext data committed: re-issue with a new key", state: func() State {
+			rec := webRec
+			rec.PlaintextData = []string{"data.tls.crt", "data.tls.key"}
+			return state(t0, []declared.Certificate{web}, rec)
+		}(), want: "Reissue shop/web", wantReason: "private key exposed: data.tls.crt, data.tls.key was committed in plaintext"},
+		{name: "committed without SOPS at all: re-issue", state: func() State {
+			rec := webRec
+			rec.Encrypted = false
+			return state(t0, []declared.Certificate{web}, rec)
+		}(), want: "Reissue shop/web", wantReason: "the whole Secret was committed in plaintext"},
+		{name: "plaintext data with rotationPolicy Never: re-encrypt only", state: func() State {
+			c := web
+			c.PrivateKey.RotationPolicy = declared.RotateNever
+			rec := issued(c, t0, "01")
+			rec.PlaintextData = []string{"data.tls.key"}
+			return state(t0, []declared.Certificate{c}, rec)
+		}(), want: "Reencrypt shop/web", wantReason: "rotationPolicy Never"},
+		{name: "committed file failed verification: repair", state: func() State {
+			s := state(t0, []declared.Certificate{web}, webRec)
+			s.Corrupt = map[string]error{webRec.Path: errors.New("MAC mismatch")}
+			return s
+		}(), want: "Reissue shop/web", wantReason: "failed verification: MAC mismatch"},
+		{name: "account key committed in plaintext: encrypt it", state: func() State {
+			s := state(t0, []declared.Certificate{web}, webRec)
+			s.Accounts = map[string][]string{"accounts/clusterissuers/le.yaml": {"age1a"}}
+			s.AccountsExposed = map[string][]string{"accounts/clusterissuers/le.yaml": {"data.tls.key"}}
+			return s
+		}(), want: "Reencrypt /accounts/clusterissuers/le.yaml", wantReason: "in plaintext"},
 		{name: "backing off after a failure", state: func() State {
 			s := state(t0, []declared.Certificate{web})
 			s.Failures = map[string]Failure{"shop/web": {Count: 2, Last: t0.Add(-time.Hour), Err: "rateLimited"}}
@@ -174,6 +203,48 @@ func TestCalculateIdempotent(t *testing.T) {
 	}
 	if again := Calculate(s); again.HasChanges() {
 		t.Fatalf("second plan not empty: %s", kinds(again))
+	}
+}
+
+func TestFreshKeyOnDistrust(t *testing.T) {
+	c := decl("shop", "web", "example.com")
+	c.PrivateKey.RotationPolicy = declared.RotateNever
+	rec := issued(c, t0, "01")
+	s := state(t0, []declared.Certificate{c}, rec)
+	s.Corrupt = map[string]error{rec.Path: errors.New("serial differs")}
+	p := Calculate(s)
+	if len(p.Actions) != 1 || !p.Actions[0].FreshKey {
+		t.Fatalf("a corrupt file's key must not be reused even with rotationPolicy Never: %+v", p.Actions)
+	}
+}
+
+func TestPruneBlockedWarns(t *testing.T) {
+	web, api := decl("shop", "web", "example.com"), decl("api", "api", "api.example.com")
+	s := state(t0, []declared.Certificate{web}, issued(web, t0, "01"), issued(api, t0, "02"))
+	s.PruneBlockers = []string{"certs/api.yaml:2: apiVersion cert-manger.io/v1"}
+	p := Calculate(s)
+	if p.HasChanges() || len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "cert-manger.io") || !strings.Contains(p.Warnings[0], "nothing is pruned") {
+		t.Fatalf("plan %s, warnings %v", kinds(p), p.Warnings)
+	}
+}
+
+// One limit covers files and Secrets: Secrets alone past the share are
+// refused too.
+func TestPruneLimitCountsSecrets(t *testing.T) {
+	var certs []declared.Certificate
+	var recs []committed.Certificate
+	for i := range 10 {
+		c := decl("ns", "c"+string(rune('a'+i)), "x.example.com")
+		certs = append(certs, c)
+		recs = append(recs, issued(c, t0, "s"))
+	}
+	s := state(t0, certs, recs...)
+	for i := range 5 { // Secrets this agent owns with no file and no declaration
+		s.Observed["old/s"+string(rune('a'+i))] = Observed{Serial: "x"}
+	}
+	p := Calculate(s)
+	if p.Count(PruneSecret) != 0 || len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "5 of 15") {
+		t.Fatalf("Secret prunes not limited: %s %v", kinds(p), p.Warnings)
 	}
 }
 

@@ -2,6 +2,9 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
+	"github.com/certsync/certsync/render"
 )
 
 // SOPSConfigPath is where the repository keeps its SOPS creation rules.
@@ -27,6 +31,56 @@ type pass struct {
 	lastPlan Plan
 	// requests are the manual renewal requests by Certificate key.
 	requests map[string]committed.RenewRequest
+	// verified tells, by path, which committed files were decrypted and
+	// checked against their metadata (false: no key to check with).
+	verified map[string]bool
+}
+
+// fingerprint digests what an order is made from: the Certificate's spec
+// and its issuer's whole declaration (not where they were read from), so
+// an edit to either releases a certificate held back by a failure.
+func fingerprint(specHash, issuerDigest string) string {
+	h := sha256.Sum256([]byte(specHash + "\x00" + issuerDigest))
+	return hex.EncodeToString(h[:8])
+}
+
+func issuerDigest(iss *declared.Issuer) string {
+	if iss == nil {
+		return ""
+	}
+	cp := *iss
+	cp.Source = declared.Source{}
+	b, _ := json.Marshal(cp) // maps are sorted; pointers are followed, not printed
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// verifyRecord checks a committed Secret against what SOPS's MAC covers:
+// it decrypts the file (which checks the MAC) and compares the plaintext
+// metadata the planner trusts with the certificate inside. A file the
+// agent has no key for is left unverified, not called corrupt: a missing
+// key must never trigger orders.
+func verifyRecord(enc Encrypter) verifyFunc {
+	return func(ctx context.Context, path string, content []byte, rec committed.Certificate) (bool, error) {
+		if !rec.Encrypted {
+			return false, nil // plaintext: the planner re-issues it as exposed
+		}
+		plain, err := enc.Decrypt(ctx, path, content)
+		switch {
+		case ctx.Err() != nil, errors.Is(err, ErrNoKey):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+		s, err := render.Parse(plain)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := render.Verify(s, rec); err != nil {
+			return false, fmt.Errorf("%s: %w", path, err)
+		}
+		return true, nil
+	}
 }
 
 func (p *pass) plan() Plan { return p.lastPlan }
@@ -44,15 +98,17 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	}
 	p := &pass{tree: tree, enc: enc, requests: map[string]committed.RenewRequest{}}
 	p.state = State{
-		Now:          r.cfg.Clock(),
-		Cluster:      r.cfg.ClusterName,
-		Committed:    map[string]committed.Certificate{},
-		Unreadable:   map[string]error{},
-		Accounts:     map[string][]string{},
-		ClusterKnown: r.cfg.Cluster != nil,
-		Observed:     map[string]Observed{},
-		Failures:     r.failureSnapshot(),
-		Policy:       r.cfg.Policy,
+		Now:             r.cfg.Clock(),
+		Cluster:         r.cfg.ClusterName,
+		Committed:       map[string]committed.Certificate{},
+		Unreadable:      map[string]error{},
+		Corrupt:         map[string]error{},
+		Accounts:        map[string][]string{},
+		AccountsExposed: map[string][]string{},
+		ClusterKnown:    r.cfg.Cluster != nil,
+		Observed:        map[string]Observed{},
+		Failures:        r.failureSnapshot(),
+		Policy:          r.cfg.Policy,
 	}
 	prefix := committed.ClusterPrefix(r.cfg.ClusterName)
 	var recordPaths, declPaths []string
@@ -74,6 +130,9 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 				continue
 			}
 			p.state.Accounts[path] = recipients
+			if keys, err := committed.Exposed(path, content); err == nil && len(keys) > 0 {
+				p.state.AccountsExposed[path] = keys
+			}
 		case strings.HasPrefix(path, committed.RequestsDir):
 			content, err := tree.ReadFile(path)
 			if err != nil {
@@ -90,11 +149,16 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		}
 	}
 	cache := r.cache.next(tree)
-	records, parts, err := cache.parse(ctx, recordPaths, declPaths)
+	var verify verifyFunc
+	if r.cfg.VerifyCommitted {
+		verify = verifyRecord(enc)
+	}
+	records, parts, err := cache.parse(ctx, recordPaths, declPaths, verify)
 	if err != nil {
 		return nil, err
 	}
 	r.cache.store(cache)
+	p.verified = map[string]bool{}
 	for _, path := range recordPaths {
 		c := records[path]
 		if c.err != nil {
@@ -103,6 +167,11 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			continue
 		}
 		p.state.Committed[path] = c.rec
+		p.verified[path] = c.verified
+		if c.corrupt != nil {
+			p.state.Corrupt[path] = c.corrupt
+			r.log.Warn("committed file failed verification; it will be repaired", "path", path, "error", c.corrupt)
+		}
 	}
 	p.set = declared.Combine(parts)
 	p.state.RenewRequests = map[string]time.Time{}
@@ -110,12 +179,17 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		p.state.RenewRequests[key] = req.RequestedAt
 	}
 	p.state.Certificates = p.set.Certificates
-	p.state.BrokenCertificates, p.state.BrokenSources = map[string]bool{}, map[string]bool{}
-	for _, prob := range p.set.Problems {
-		p.state.BrokenSources[prob.Source.File] = true
-		if name, ok := strings.CutPrefix(prob.Object, "Certificate "); ok {
-			p.state.BrokenCertificates[name] = true
+	p.state.Fingerprints = make(map[string]string, len(p.set.Certificates))
+	issuerDigests := map[*declared.Issuer]string{}
+	for i := range p.set.Certificates {
+		c := &p.set.Certificates[i]
+		iss := p.set.IssuerFor(c)
+		d, ok := issuerDigests[iss]
+		if !ok {
+			d = issuerDigest(iss)
+			issuerDigests[iss] = d
 		}
+		p.state.Fingerprints[c.Key()] = fingerprint(c.SpecHash(), d)
 	}
 	if lister, ok := enc.(RecipientLister); ok {
 		p.state.DesiredRecipients = map[string][]string{}
@@ -134,6 +208,12 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			}
 			p.state.DesiredRecipients[path] = want
 		}
+	}
+	for _, prob := range p.set.Problems {
+		p.state.PruneBlockers = append(p.state.PruneBlockers, prob.Error())
+	}
+	for _, prob := range p.problems {
+		p.state.PruneBlockers = append(p.state.PruneBlockers, prob.Error())
 	}
 	for _, o := range observed {
 		p.state.Observed[o.Namespace+"/"+o.Name] = Observed{

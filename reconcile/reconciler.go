@@ -34,6 +34,19 @@ type Config struct {
 	// Failures restores the backoff state saved by an earlier process
 	// (Reconciler.Failures), so a restart does not hammer a failing CA.
 	Failures map[string]Failure
+	// IssuerSecretsFromCluster lets issuers read *SecretRef Secrets that
+	// are not in the repository from the cluster (when Cluster can read
+	// them, see SecretReader). Default: false, the repository only.
+	IssuerSecretsFromCluster bool
+	// Batching shapes how finished certificates are committed and pushed
+	// while a pass runs.
+	Batching Batching
+	// VerifyCommitted decrypts every committed Secret the first time its
+	// blob is seen and checks the SOPS MAC and that the plaintext metadata
+	// matches the certificate inside; a mismatch is repaired. It needs the
+	// agent's key; without one, files are reported unverified.
+	// Default: false (the CLI turns it on when it has an age identity).
+	VerifyCommitted bool
 }
 
 // Reconciler runs passes. It remembers order failures between passes, so
@@ -45,6 +58,9 @@ type Reconciler struct {
 	mu       sync.Mutex
 	failures map[string]Failure
 	cache    parseCache
+	// carried are the files of local commits set aside because the remote
+	// moved on; see pushPending. Only for the pass that set them aside.
+	carried map[string]FileChange
 }
 
 // New checks the configuration and returns a Reconciler.
@@ -77,19 +93,31 @@ func New(cfg Config) (*Reconciler, error) {
 
 // Options change one pass.
 type Options struct {
-	// DryRun plans and reports without ordering, committing or applying.
+	// DryRun plans and reports without ordering, committing, pushing or
+	// applying: it writes nothing anywhere.
 	DryRun bool
+	// Drain, once closed, stops the pass from starting new orders: orders
+	// in flight finish and what finished is committed and pushed (the
+	// agent closes it on SIGTERM). Nil never drains.
+	Drain <-chan struct{}
 }
 
 // Result is what a pass did.
 type Result struct {
-	// Head is the commit the pass planned on; Commit the one it pushed
-	// ("" when it changed nothing in Git).
+	// Head is the commit the pass planned on; Commit the last one it
+	// pushed ("" when it changed nothing in Git).
 	Head, Commit string
-	Plan         Plan
-	Issued       []Issued
-	// Failed counts orders that failed (their errors are in Problems).
-	Failed  int
+	// Pushes counts the pushes of the pass (one per batch).
+	Pushes int
+	Plan   Plan
+	Issued []Issued
+	// Failed counts orders that failed (their errors are in Problems);
+	// Interrupted those not started or abandoned because the pass was
+	// stopped, which the next pass orders.
+	Failed, Interrupted int
+	// Reused counts certificates ordered by an earlier pass whose commit
+	// never reached the remote, committed now instead of ordered again.
+	Reused  int
 	Applied []string // "namespace/name" of Secrets applied
 	Pruned  []string // paths and Secrets removed
 	// Problems are soft errors: bad declarations, failed orders, Secrets
@@ -98,7 +126,11 @@ type Result struct {
 	// Certificates are the valid declarations, for status tables.
 	Certificates []declared.Certificate
 	Records      map[string]committed.Certificate
-	cluster      string
+	// Verified tells, by path, which committed files were decrypted and
+	// checked against their MAC; false means "not checked" (no key).
+	Verified map[string]bool
+	cluster  string
+	deleted  []string // paths whose deletion was pushed
 }
 
 // ClusterName is the cluster the pass worked for.
@@ -119,9 +151,12 @@ type Issued struct {
 // certificates are in Result.Problems and do not stop the others.
 func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{cluster: r.cfg.ClusterName}
-	if err := r.pushPending(ctx); err != nil {
-		return res, err
+	if !opts.DryRun {
+		if err := r.pushPending(ctx); err != nil {
+			return res, err
+		}
 	}
+	defer r.forgetCarried()
 	tree, err := r.cfg.Repo.Fetch(ctx)
 	if err != nil {
 		return res, fmt.Errorf("fetch repository: %w", err)
@@ -134,7 +169,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	if err != nil {
 		return res, err
 	}
-	res.Head, res.Certificates, res.Records = tree.Commit(), st.set.Certificates, st.state.Committed
+	res.Head, res.Certificates, res.Records, res.Verified = tree.Commit(), st.set.Certificates, st.state.Committed, st.verified
 	for _, p := range st.set.Problems {
 		res.Problems = append(res.Problems, p)
 	}
@@ -148,21 +183,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 		return res, nil
 	}
 
-	orders := r.order(ctx, st, res.Plan)
+	w := r.newWriter(st, res)
+	orders := r.order(ctx, opts.Drain, st, res.Plan, w)
 	res.Problems = append(res.Problems, orders.problems...)
-	res.Failed = len(orders.failed)
-	final, pushed, err := r.commitAndPush(ctx, st, res, orders)
-	res.Problems = append(res.Problems, pushed.problems[len(orders.problems):]...)
-	if err != nil {
+	res.Failed, res.Interrupted, res.Reused = len(orders.failed), orders.interrupted, orders.reused
+	if err := w.flush(ctx); err != nil {
 		return res, err
 	}
-	r.applyAndPrune(ctx, final, res, pushed)
+	r.applyPlanned(ctx, w.p, res, orders.failed)
 	return res, nil
 }
 
 // pushPending publishes commits left by a pass whose push failed (the
-// remote was away). A lost race drops them: the next plan orders again
-// only what is still due.
+// remote was away) or by a process that stopped before pushing. When the
+// remote moved on meanwhile (another writer, a force-push), the local
+// commits are set aside and the certificates they hold are carried into
+// this pass: reused while still valid, never ordered again.
 func (r *Reconciler) pushPending(ctx context.Context) error {
 	n, err := r.cfg.Repo.Pending(ctx)
 	if err != nil || n == 0 {
@@ -173,16 +209,41 @@ func (r *Reconciler) pushPending(ctx context.Context) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrPushRace):
-		remote, ferr := r.cfg.Repo.Fetch(ctx)
-		if ferr != nil {
-			return fmt.Errorf("fetch repository: %w", ferr)
-		}
-		r.log.Warn("dropping unpushed commits: the remote moved meanwhile; what is still due is ordered again", "commits", n)
-		return r.cfg.Repo.Reset(ctx, remote)
-	default:
+	case !errors.Is(err, ErrPushRace):
 		return fmt.Errorf("push commits left by an earlier pass: %w", err)
 	}
+	changes, err := r.cfg.Repo.PendingChanges(ctx)
+	if err != nil {
+		return fmt.Errorf("read commits left by an earlier pass: %w", err)
+	}
+	remote, err := r.cfg.Repo.Fetch(ctx)
+	if err != nil {
+		return fmt.Errorf("fetch repository: %w", err)
+	}
+	r.mu.Lock()
+	r.carried = map[string]FileChange{}
+	for _, ch := range changes {
+		if !ch.Delete {
+			r.carried[ch.Path] = ch
+		}
+	}
+	r.mu.Unlock()
+	r.log.Warn("local commits no longer fit the remote branch (it moved or was rewritten); planning on the remote head and reusing the certificates they hold", "commits", n, "files", len(changes))
+	return r.cfg.Repo.Reset(ctx, remote)
+}
+
+// carriedFile returns a file a set-aside local commit held.
+func (r *Reconciler) carriedFile(path string) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch, ok := r.carried[path]
+	return ch.Content, ok
+}
+
+func (r *Reconciler) forgetCarried() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.carried = nil
 }
 
 func (r *Reconciler) observe(ctx context.Context) ([]ObservedSecret, error) {
@@ -196,18 +257,40 @@ func (r *Reconciler) observe(ctx context.Context) ([]ObservedSecret, error) {
 	return obs, nil
 }
 
-// recordFailure and clearFailure keep the backoff state of orders.
-func (r *Reconciler) recordFailure(key string, now time.Time, err error) {
+// recordFailure and clearFailure keep the backoff state of orders. The
+// fingerprint ties the failure to the declaration and issuer it was made
+// for; permanent errors (issuer.ErrPermanent, declared.ErrInvalid) wait
+// for a change, transient ones for a timer.
+func (r *Reconciler) recordFailure(key, fingerprint string, now time.Time, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := r.failures[key]
+	if f.Fingerprint != fingerprint {
+		f = Failure{} // a new declaration starts a new count
+	}
 	f.Count++
-	f.Last, f.Err = now, err.Error()
+	f.Last, f.Err, f.Fingerprint = now, err.Error(), fingerprint
+	f.Permanent = errors.Is(err, issuer.ErrPermanent) || errors.Is(err, declared.ErrInvalid) || errors.Is(err, declared.ErrUnknownIssuer)
+	f.RetryAfter = time.Time{}
 	var ra *issuer.RetryAfterError
 	if errors.As(err, &ra) {
-		f.RetryAfter = ra.RetryAfter
+		f.RetryAfter, f.Permanent = ra.RetryAfter, false
 	}
 	r.failures[key] = f
+}
+
+// ClearFailures forgets the backoff of the given certificates (all when
+// keys is empty), so their next pass orders at once.
+func (r *Reconciler) ClearFailures(keys ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(keys) == 0 {
+		clear(r.failures)
+		return
+	}
+	for _, k := range keys {
+		delete(r.failures, k)
+	}
 }
 
 func (r *Reconciler) clearFailure(key string) {

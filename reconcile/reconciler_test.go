@@ -6,7 +6,6 @@ package reconcile
 // (a push race at an exact moment, a CA failing then recovering).
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -90,6 +89,25 @@ func (r *memRepo) Pending(context.Context) (int, error) {
 	}
 	return 0, nil
 }
+
+// PendingChanges lists the local head's files that differ from the remote.
+func (r *memRepo) PendingChanges(context.Context) ([]FileChange, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []FileChange
+	for p, c := range r.local.files {
+		if old, ok := r.remote.files[p]; !ok || string(old) != string(c) {
+			out = append(out, FileChange{Path: p, Content: c})
+		}
+	}
+	for p := range r.remote.files {
+		if _, ok := r.local.files[p]; !ok {
+			out = append(out, FileChange{Path: p, Delete: true})
+		}
+	}
+	return out, nil
+}
+
 func (r *memRepo) Reset(_ context.Context, to Tree) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -146,11 +164,25 @@ type fakeEnc struct{}
 
 const fakeSOPS = "sops:\n  age:\n  - recipient: age1fake\n"
 
+// Encrypt wraps each data value as ENC[...], as SOPS's output looks, so
+// the plaintext check sees an encrypted file.
 func (fakeEnc) Encrypt(_ context.Context, _ string, plain []byte) ([]byte, error) {
-	return append(append([]byte{}, plain...), fakeSOPS...), nil
+	var out []string
+	inData := false
+	for _, line := range strings.Split(string(plain), "\n") {
+		if !strings.HasPrefix(line, " ") {
+			inData = line == "data:"
+		} else if k, v, ok := strings.Cut(line, ": "); inData && ok {
+			line = k + ": ENC[AES256_GCM,data:" + v + "]"
+		}
+		out = append(out, line)
+	}
+	return append([]byte(strings.Join(out, "\n")), fakeSOPS...), nil
 }
 func (fakeEnc) Decrypt(_ context.Context, _ string, c []byte) ([]byte, error) {
-	return bytes.TrimSuffix(c, []byte(fakeSOPS)), nil
+	s := strings.TrimSuffix(string(c), fakeSOPS)
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "ENC[AES256_GCM,data:", ""), "]\n", "\n")
+	return []byte(s), nil
 }
 
 // testCA signs every CSR; failNext makes the next orders fail.
@@ -217,7 +249,7 @@ func newTestReconciler(t *testing.T, repo *memRepo, ca *testCA, now *time.Time) 
 	r, err := New(Config{
 		Repo:       repo,
 		Encryption: func([]byte) (Encrypter, error) { return fakeEnc{}, nil },
-		Issuers: func(context.Context, *declared.Issuer, crypto.Signer) (issuer.Issuer, error) {
+		Issuers: func(context.Context, *declared.Issuer, crypto.Signer, issuer.SecretGetter) (issuer.Issuer, error) {
 			return ca, nil
 		},
 		Clock: func() time.Time { return *now },
@@ -248,7 +280,9 @@ func TestReconcileLostRaceReusesOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ca.orders != 2 || len(res.Issued) != 2 || repo.pushes != 2 {
+	// Pushes: the new account key (lost the race), again on the new head,
+	// then the certificates.
+	if ca.orders != 2 || len(res.Issued) != 2 || repo.pushes != 3 {
 		t.Fatalf("orders %d, issued %d, pushes %d: a lost race must re-commit without ordering again", ca.orders, len(res.Issued), repo.pushes)
 	}
 	for _, p := range []string{"README.md", "secrets/default/ns/a-tls.yaml", "secrets/default/ns/b-tls.yaml", "accounts/clusterissuers/le-account.yaml"} {

@@ -22,33 +22,19 @@ func RequestRenewal(ctx context.Context, repo Repository, match func(*declared.C
 		if err != nil {
 			return nil, "", fmt.Errorf("fetch repository: %w", err)
 		}
-		var files []declared.File
-		for _, path := range tree.Paths() {
-			if declared.IsManifestPath(path, committed.OutputDirs()) {
-				content, err := tree.ReadFile(path)
-				if err != nil {
-					return nil, "", fmt.Errorf("read %s: %w", path, err)
-				}
-				files = append(files, declared.File{Path: path, Content: content})
-			}
+		targets, err := matching(tree, match)
+		if err != nil {
+			return nil, "", err
 		}
-		set := declared.Parse(files)
 		var keys []string
 		var changes []FileChange
-		for i := range set.Certificates {
-			c := &set.Certificates[i]
-			if !match(c) {
-				continue
-			}
+		for _, c := range targets {
 			content, err := committed.MarshalRenewRequest(committed.RenewRequest{Certificate: c.Key(), RequestedAt: now, RequestedBy: by})
 			if err != nil {
 				return nil, "", err
 			}
 			keys = append(keys, c.Key())
 			changes = append(changes, FileChange{Path: committed.RenewRequestPath(c.Namespace, c.Name), Content: content})
-		}
-		if len(keys) == 0 {
-			return nil, "", errors.New("no declared Certificate matches: check the name, namespace or selector (certsync status lists them)")
 		}
 		msg := fmt.Sprintf("certsync: request renewal of %d %s\n\nRequested by %s.\n\n", len(keys), plural(len(keys), "certificate"), by)
 		for _, k := range keys {
@@ -73,6 +59,49 @@ func RequestRenewal(ctx context.Context, repo Repository, match func(*declared.C
 			return nil, "", err
 		}
 	}
+}
+
+// RenewalTargets lists the Certificates a renewal request would name,
+// reading the remote head only: `certsync renew --dry-run`.
+func RenewalTargets(ctx context.Context, repo Repository, match func(*declared.Certificate) bool) ([]string, error) {
+	tree, err := repo.Fetch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetch repository: %w", err)
+	}
+	targets, err := matching(tree, match)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(targets))
+	for i, c := range targets {
+		keys[i] = c.Key()
+	}
+	return keys, nil
+}
+
+// matching parses the tree's declarations and returns those match selects.
+func matching(tree Tree, match func(*declared.Certificate) bool) ([]*declared.Certificate, error) {
+	var files []declared.File
+	for _, path := range tree.Paths() {
+		if declared.IsManifestPath(path, committed.OutputDirs()) {
+			content, err := tree.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			files = append(files, declared.File{Path: path, Content: content})
+		}
+	}
+	set := declared.Parse(files)
+	var out []*declared.Certificate
+	for i := range set.Certificates {
+		if match(&set.Certificates[i]) {
+			out = append(out, &set.Certificates[i])
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no declared Certificate matches: check the name, namespace or selector (certsync status lists them)")
+	}
+	return out, nil
 }
 
 // MatchSelector returns a matcher for `certsync renew`: a name (with

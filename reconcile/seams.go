@@ -38,6 +38,9 @@ type Repository interface {
 	Fetch(ctx context.Context) (Tree, error)
 	// Pending counts local commits the remote lacks (a push that failed).
 	Pending(ctx context.Context) (int, error)
+	// PendingChanges lists the files those commits wrote or deleted, so a
+	// pass can reuse what they hold when they cannot be pushed as they are.
+	PendingChanges(ctx context.Context) ([]FileChange, error)
 	// Local returns the local branch head.
 	Local(ctx context.Context) (Tree, error)
 	// Reset moves the local branch to a tree returned by Fetch.
@@ -48,8 +51,14 @@ type Repository interface {
 	Push(ctx context.Context) error
 }
 
+// ErrNoKey is wrapped by Encrypter.Decrypt when none of the agent's
+// identities opens a file. Such a file may be perfectly fine: it is left
+// unverified rather than repaired.
+var ErrNoKey = errors.New("no decryption key for this file")
+
 // Encrypter encrypts files for the recipients the repository's .sops.yaml
-// names for their path, and decrypts them.
+// names for their path, and decrypts them. Decrypt checks the SOPS MAC and
+// wraps ErrNoKey when it has no identity for the file.
 type Encrypter interface {
 	Encrypt(ctx context.Context, path string, plaintext []byte) ([]byte, error)
 	Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error)
@@ -67,8 +76,10 @@ type RecipientLister interface {
 type NewEncrypter func(sopsConfig []byte) (Encrypter, error)
 
 // NewIssuer builds the issuer of a declared Issuer or ClusterIssuer.
-// accountKey is the ACME account key certsync keeps in the repository.
-type NewIssuer func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer) (issuer.Issuer, error)
+// accountKey is the ACME account key certsync keeps in the repository;
+// secrets resolves the manifest's *SecretRef fields (DNS-01 credentials,
+// EAB keys) from SOPS-encrypted Secrets in the repository.
+type NewIssuer func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer, secrets issuer.SecretGetter) (issuer.Issuer, error)
 
 // ObservedSecret is one certsync-owned Secret in the cluster.
 type ObservedSecret struct {

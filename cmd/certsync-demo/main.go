@@ -5,7 +5,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -73,13 +72,9 @@ func demo(ctx context.Context, tb *testbed.Process, certsync, example string, ou
 		return err
 	}
 	seed := filepath.Join(dir, "seed")
-	if err := copyTree(example, seed, map[string]string{
-		"https://acme-staging-v02.api.letsencrypt.org/directory":         ca.DirectoryURL,
-		"https://dns-api.example.com":                                    ca.HTTPReqURL,
-		"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p": id.Recipient().String(),
-	}); err != nil {
-		return err
-	}
+	// The issuer's DNS-01 solver is rfc2136: a local DNS server that
+	// accepts TSIG-signed updates, its secret committed SOPS-encrypted.
+	testbed.WriteExample(tb, example, seed, ca, ca.StartExampleDNS(tb), id.Recipient().String())
 	caFile := filepath.Join(dir, "acme-ca.pem")
 	if err := os.WriteFile(caFile, ca.ServerCAPEM, 0o600); err != nil {
 		return err
@@ -160,28 +155,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func copyTree(src, dst string, replace map[string]string) error {
-	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for from, to := range replace {
-			b = bytes.ReplaceAll(b, []byte(from), []byte(to))
-		}
-		target := filepath.Join(dst, rel)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }

@@ -32,14 +32,21 @@ type replica struct {
 	done   chan int
 }
 
+// startReplica starts `certsync run` with leader election.
 func startReplica(t *testing.T, b *bed, id string, stderr io.Writer) *replica {
+	t.Helper()
+	return startAgent(t, b, id, stderr, "--leader-elect", "--leader-elect-id", id, "--leader-elect-namespace", "certsync")
+}
+
+// startAgent starts `certsync run` in-process; cancel is its SIGTERM.
+func startAgent(t *testing.T, b *bed, id string, stderr io.Writer, extra ...string) *replica {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{id: id, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), cancel: cancel, done: make(chan int, 1)}
 	args := append([]string{"run"}, b.args...)
-	args = append(args, "--leader-elect", "--leader-elect-id", id, "--leader-elect-namespace", "certsync",
-		"--listen-addr", r.addr, "--interval", "1h", "--shutdown-grace", "20s",
+	args = append(args, "--listen-addr", r.addr, "--interval", "1h", "--shutdown-grace", "20s",
 		"--cache-dir", filepath.Join(b.dir, "clone-"+id))
+	args = append(args, extra...)
 	go func() {
 		r.done <- run(ctx, args, func(k string) string { return b.env[k] }, io.Discard, stderr)
 	}()
@@ -51,6 +58,25 @@ func startReplica(t *testing.T, b *bed, id string, stderr io.Writer) *replica {
 		}
 	})
 	return r
+}
+
+// pushHook sends a signed GitHub push event for main to an agent.
+func pushHook(t *testing.T, addr, secret string) {
+	t.Helper()
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hooks/git", bytes.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %s", resp.Status)
+	}
 }
 
 // lockedBuffer collects the replicas' logs for failure messages.
@@ -181,16 +207,7 @@ spec:
   issuerRef: {name: letsencrypt-staging, kind: ClusterIssuer}
 `)
 	})
-	body := []byte(`{"ref":"refs/heads/main"}`)
-	mac := hmac.New(sha256.New, []byte("hook-secret"))
-	mac.Write(body)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+next.addr+"/hooks/git", bytes.NewReader(body))
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("webhook: %v %v", err, resp)
-	}
+	pushHook(t, next.addr, "hook-secret")
 	eventually(t, "www-tls after the webhook", logs, func() bool {
 		_, err := kc.CoreV1().Secrets("shop").Get(ctx, "www-tls", metav1.GetOptions{})
 		return err == nil
@@ -198,4 +215,61 @@ spec:
 	if ids := testbed.GitObjectsContaining(t, b.bare, "PRIVATE KEY"); len(ids) > 0 {
 		t.Fatalf("plaintext private key in Git objects %v", ids)
 	}
+}
+
+// metricLine is the sample of /metrics that starts with prefix, "" if none.
+func metricLine(metrics, prefix string) string {
+	for _, l := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestAgentKeepsGaugesWhenGitIsDown: a pass that cannot reach Git is
+// counted as failed and leaves the certificate gauges as they were, so
+// expiry alerts keep working through the outage.
+func TestAgentKeepsGaugesWhenGitIsDown(t *testing.T) {
+	b := newBed(t, nil)
+	b.env["CERTSYNC_WEBHOOK_SECRET"] = "hook-secret"
+	logs := &lockedBuffer{}
+	r := startAgent(t, b, "solo", logs, "--no-apply")
+	scrape := func() string { _, m := get("http://" + r.addr + "/metrics"); return m }
+
+	eventually(t, "the first pass", logs, func() bool { c, _ := get("http://" + r.addr + "/readyz"); return c == 200 })
+	gauges := []string{
+		`certmanager_certificate_expiration_timestamp_seconds{issuer_group="cert-manager.io",issuer_kind="ClusterIssuer",issuer_name="letsencrypt-staging",name="checkout",namespace="shop"}`,
+		`certmanager_certificate_ready_status{condition="True",issuer_group="cert-manager.io",issuer_kind="ClusterIssuer",issuer_name="letsencrypt-staging",name="api",namespace="api"}`,
+		`certmanager_certificate_renewal_timestamp_seconds{issuer_group="cert-manager.io",issuer_kind="ClusterIssuer",issuer_name="letsencrypt-staging",name="checkout",namespace="shop"}`,
+	}
+	before := scrape()
+	var want []string
+	for _, g := range gauges {
+		l := metricLine(before, g)
+		if l == "" {
+			t.Fatalf("/metrics lacks %s after the first pass:\n%s", g, before)
+		}
+		want = append(want, l)
+	}
+
+	b.git.SetDown(true)
+	t.Cleanup(func() { b.git.SetDown(false) })
+	pushHook(t, r.addr, "hook-secret")
+	eventually(t, "a failed pass", logs, func() bool { return metricLine(scrape(), `certsync_passes_total{result="error"}`) != "" })
+	during := scrape()
+	for _, w := range want {
+		if !strings.Contains(during, w+"\n") {
+			t.Errorf("after the failed pass /metrics lacks %s", w)
+		}
+	}
+	if metricLine(during, "certsync_last_successful_pass_timestamp_seconds ") == "" {
+		t.Error("/metrics lacks certsync_last_successful_pass_timestamp_seconds")
+	}
+
+	// Back: the retry after the backoff (5 s) succeeds.
+	b.git.SetDown(false)
+	eventually(t, "a good pass after the outage", logs, func() bool {
+		return metricLine(scrape(), `certsync_passes_total{result="ok"} 2`) != ""
+	})
 }

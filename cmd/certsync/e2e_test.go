@@ -33,6 +33,7 @@ import (
 var (
 	acmeOnce   sync.Once
 	sharedACME *testbed.ACME
+	sharedDNS  *testbed.ExampleDNS
 	http01Port int
 )
 
@@ -46,6 +47,7 @@ func theACME(t testing.TB) (*testbed.ACME, int) {
 	acmeOnce.Do(func() {
 		http01Port = freePort(t)
 		sharedACME = testbed.StartACME(processTB{t}, testbed.ACMEOptions{HTTP01Port: http01Port})
+		sharedDNS = sharedACME.StartExampleDNS(processTB{t})
 	})
 	if sharedACME == nil {
 		t.Fatal("the shared ACME CA failed to start in an earlier test")
@@ -92,11 +94,7 @@ func newBed(t *testing.T, extra map[string]string) *bed {
 	b.keyFile = filepath.Join(b.dir, "age.key")
 	writeFile(t, b.keyFile, "# test key\n"+id.String()+"\n")
 	repo := filepath.Join(b.dir, "seed")
-	copyExample(t, repo, map[string]string{
-		"https://acme-staging-v02.api.letsencrypt.org/directory":         a.DirectoryURL,
-		"https://dns-api.example.com":                                    a.HTTPReqURL,
-		"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p": id.Recipient().String(),
-	})
+	testbed.WriteExample(t, filepath.Join("..", "..", "examples", "repo"), repo, a, sharedDNS, id.Recipient().String())
 	for p, c := range extra {
 		writeFile(t, filepath.Join(repo, p), c)
 	}
@@ -419,30 +417,6 @@ func gitCmd(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 	return string(out)
-}
-
-func copyExample(t *testing.T, dst string, replace map[string]string) {
-	t.Helper()
-	src := filepath.Join("..", "..", "examples", "repo")
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		s := string(b)
-		for from, to := range replace {
-			s = strings.ReplaceAll(s, from, to)
-		}
-		writeFile(t, filepath.Join(dst, rel), s)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func writeFile(t testing.TB, p, content string) {

@@ -51,6 +51,10 @@ CERTSYNC_<FLAG> in the environment (CERTSYNC_REPO, CERTSYNC_BRANCH, ...).
 
 var version = "dev"
 
+// oneShotGrace is how long `certsync reconcile` lets orders in flight
+// finish and be pushed after SIGTERM (the agent uses --shutdown-grace).
+const oneShotGrace = 30 * time.Second
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -90,7 +94,7 @@ func cmdReconcile(ctx context.Context, args []string, getenv func(string) string
 	}
 	res, err := reconcileOnce(ctx, o, getenv, log)
 	if res != nil {
-		printResult(stdout, res, o.DryRun)
+		printResult(stdout, res, o.DryRun, err)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
@@ -119,7 +123,13 @@ func reconcileOnce(ctx context.Context, o *options, getenv func(string) string, 
 		return nil, err
 	}
 	defer cleanup()
-	res, err := rec.Reconcile(ctx, reconcile.Options{DryRun: o.DryRun})
+	// On SIGTERM/SIGINT no new order starts; orders in flight finish and
+	// what finished is committed and pushed, for at most oneShotGrace.
+	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(oneShotGrace, cancel) })
+	defer stopGrace()
+	res, err := rec.Reconcile(passCtx, reconcile.Options{DryRun: o.DryRun, Drain: ctx.Done()})
 	if !o.DryRun {
 		if serr := saveFailures(o.stateDir(), rec.Failures()); serr != nil {
 			log.Warn("backoff state not saved", "error", serr)
@@ -153,7 +163,7 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 	// a pass orders something: a pass with nothing due binds no port.
 	http01 := &http01Listener{addr: o.HTTP01Addr, solver: acme.NewHTTP01Solver(), log: log}
 	cleanup := http01.stop
-	dns := acme.DNS01Options{CheckPropagation: o.DNS01CheckPropagation}
+	dns := acme.DNS01Options{CheckPropagation: o.DNS01CheckPropagation, PropagationTimeout: o.DNS01PropagationTimeout}
 	if o.DNS01Nameservers != "" {
 		dns.RecursiveNameservers = strings.Split(o.DNS01Nameservers, ",")
 	}
@@ -163,18 +173,21 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		return nil, noop, err
 	}
 	cfg := reconcile.Config{
+		Batching:    reconcile.Batching{Size: o.BatchSize, Interval: o.BatchInterval},
 		Failures:    failures,
 		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),
-		Issuers:     issuerFactory(http01, dns, extraRoots, log),
+		Issuers:     issuerFactory(http01, dns, o.dns01AllowedProviders(), extraRoots, log),
 		Clock:       o.clock,
 		ClusterName: o.Cluster,
 		Concurrency: o.Concurrency,
 		Policy:      reconcile.Policy{MaxPruneShare: o.MaxPruneShare, ForcePrune: o.ForcePrune},
 		Logger:      log,
+		// With a key, every committed file is checked once against its MAC.
+		VerifyCommitted: len(identities) > 0,
 	}
 	if !o.NoApply && (o.Kubeconfig != "" || getenv("KUBERNETES_SERVICE_HOST") != "") {
-		c, err := cluster.NewFromKubeconfig(o.Kubeconfig, o.KubeContext)
+		c, err := cluster.NewFromKubeconfig(o.Kubeconfig, o.KubeContext, o.owner())
 		if err != nil {
 			cleanup()
 			return nil, noop, fmt.Errorf("connect to the cluster: %w", err)
@@ -199,7 +212,7 @@ func openRepo(ctx context.Context, o *options, getenv func(string) string, log *
 		return gitRepository{}, err
 	}
 	repo, err := gitsrc.Open(ctx, gitsrc.Options{
-		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth,
+		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth, Timeout: o.GitTimeout,
 		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Logger: log,
 	})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/certsync/certsync/cluster"
 )
 
 // options are the settings of one certsync invocation. Every flag can also
@@ -36,9 +38,19 @@ type options struct {
 	HTTP01Addr            string
 	DNS01Nameservers      string
 	DNS01CheckPropagation bool
-	ACMECAFile            string
+	// DNS01AllowProviders are the lego DNS providers (comma-separated) a
+	// webhook solver of the repository may name; configured from the
+	// agent's environment. Default: none.
+	DNS01AllowProviders string
+	// DNS01PropagationTimeout bounds the wait for a TXT record to be
+	// visible; GitTimeout each fetch and push.
+	DNS01PropagationTimeout time.Duration
+	GitTimeout              time.Duration
+	ACMECAFile              string
 
 	Concurrency   int
+	BatchSize     int
+	BatchInterval time.Duration
 	DryRun        bool
 	Once          bool
 	ForcePrune    bool
@@ -58,6 +70,15 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	str := func(p *string, flagName, def, usage string) {
 		fs.StringVar(p, flagName, envOr(getenv, flagName, def), usage)
+	}
+	duration := func(p *time.Duration, flagName string, def time.Duration, usage string) {
+		d := def
+		if v := envOr(getenv, flagName, ""); v != "" {
+			if parsed, err := time.ParseDuration(v); err == nil {
+				d = parsed
+			}
+		}
+		fs.DurationVar(p, flagName, d, usage)
 	}
 	boolean := func(p *bool, flagName string, def bool, usage string) {
 		v := envOr(getenv, flagName, fmt.Sprint(def))
@@ -81,13 +102,18 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	str(&o.HTTP01Addr, "http01-addr", ":8089", "address certsync answers HTTP-01 challenges on")
 	str(&o.DNS01Nameservers, "dns01-recursive-nameservers", "", "comma-separated host:port resolvers for DNS-01 propagation checks")
 	boolean(&o.DNS01CheckPropagation, "dns01-check-propagation", true, "wait until DNS-01 records are visible before asking the CA to validate")
+	str(&o.DNS01AllowProviders, "dns01-allow-providers", "", "comma-separated lego DNS providers a webhook solver (solverName) may name; each is configured from this process's environment and runs with its credentials (e.g. exec, httpreq)")
 	str(&o.ACMECAFile, "acme-ca-file", "", "PEM file of extra CAs to trust for the ACME server (private CAs)")
 	fs.IntVar(&o.Concurrency, "concurrency", atoi(envOr(getenv, "concurrency", "8")), "orders in flight at once")
+	fs.IntVar(&o.BatchSize, "batch-size", atoi(envOr(getenv, "batch-size", "50")), "push issued certificates in batches of this many (each is committed locally at once)")
+	duration(&o.BatchInterval, "batch-interval", 30*time.Second, "push issued certificates at least this often while a pass orders")
+	duration(&o.GitTimeout, "git-timeout", 2*time.Minute, "give up a Git fetch or push that takes longer")
+	duration(&o.DNS01PropagationTimeout, "dns01-propagation-timeout", time.Minute, "give up waiting for a DNS-01 TXT record to become visible after this long")
 	boolean(&o.DryRun, "dry-run", false, "print the plan; change nothing")
 	boolean(&o.Once, "once", true, "run one pass and exit (reconcile)")
 	boolean(&o.ForcePrune, "force-prune", false, "prune even when more than --max-prune-share of the Secrets would go")
 	fs.Float64Var(&o.MaxPruneShare, "max-prune-share", 0.10, "largest share of committed Secrets pruned in one pass")
-	fs.DurationVar(&o.Interval, "interval", time.Minute, "time between passes (run)")
+	duration(&o.Interval, "interval", time.Minute, "time between passes (run)")
 	str(&o.LogFormat, "log-format", "text", "text or json")
 	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
@@ -117,6 +143,23 @@ func (o *options) cacheDir() string {
 	}
 	sum := sha256.Sum256([]byte(o.Repo + "#" + o.Branch))
 	return filepath.Join(base, "certsync", "repos", hex.EncodeToString(sum[:8]))
+}
+
+// owner identifies this agent to the cluster: the Secrets it may observe
+// and prune are those it applied itself.
+func (o *options) owner() cluster.Owner {
+	return cluster.Owner{Repository: redactURL(o.Repo), Branch: o.Branch, Cluster: o.Cluster}
+}
+
+// dns01AllowedProviders splits --dns01-allow-providers.
+func (o *options) dns01AllowedProviders() []string {
+	var names []string
+	for _, n := range strings.Split(o.DNS01AllowProviders, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // stateDir holds what the agent keeps between runs besides the clone.

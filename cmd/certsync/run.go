@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +33,10 @@ type daemonOptions struct {
 	LeaderElectID     string
 	LeaderElectNS     string
 	ShutdownGrace     time.Duration
+
+	// envErr is a CERTSYNC_* value that does not parse, reported once
+	// the flags are parsed.
+	envErr error
 }
 
 // cmdRun is the agent: a pass every --interval, at the next renewal time,
@@ -43,6 +48,14 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	})
 	if !ok {
 		return code
+	}
+	if d.envErr != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", d.envErr)
+		return 2
+	}
+	if d.ShutdownGrace < 0 {
+		fmt.Fprintf(stderr, "certsync: --shutdown-grace %s: want zero or more\n", d.ShutdownGrace)
+		return 2
 	}
 	if err := runDaemon(ctx, o, &d, getenv, log); err != nil {
 		log.Error("certsync run stopped", "error", err)
@@ -58,10 +71,36 @@ func (d *daemonOptions) declare(fs *flag.FlagSet, getenv func(string) string) {
 	fs.BoolVar(&d.LeaderElect, "leader-elect", envOr(getenv, "leader-elect", "false") == "true", "hold a Lease so only one replica writes")
 	fs.StringVar(&d.LeaderElectID, "leader-elect-id", envOr(getenv, "leader-elect-id", getenv("POD_NAME")), "this replica's identity (default $POD_NAME, else the host name)")
 	fs.StringVar(&d.LeaderElectNS, "leader-elect-namespace", envOr(getenv, "leader-elect-namespace", "certsync"), "namespace of the Lease")
-	fs.DurationVar(&d.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long the current pass may run on before it is abandoned")
+	grace, err := envDuration(getenv, "shutdown-grace", 30*time.Second)
+	d.envErr = errors.Join(d.envErr, err)
+	fs.DurationVar(&d.ShutdownGrace, "shutdown-grace", grace, "on SIGTERM, how long the current pass may run on before it is abandoned (a lost Lease stops it at once)")
 }
 
-func runDaemon(ctx context.Context, o *options, d *daemonOptions, getenv func(string) string, log *slog.Logger) error {
+// envDuration is the default of a duration flag: CERTSYNC_<FLAG> when set,
+// else def. A value that does not parse is an error rather than silently
+// the default, as a Deployment's typo would otherwise go unnoticed.
+func envDuration(getenv func(string) string, flagName string, def time.Duration) (time.Duration, error) {
+	v := envOr(getenv, flagName, "")
+	if v == "" {
+		return def, nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil {
+		return def, fmt.Errorf("CERTSYNC_%s=%q: want a duration such as 30s: %w", strings.ToUpper(strings.ReplaceAll(flagName, "-", "_")), v, err)
+	}
+	return dur, nil
+}
+
+// runDaemon serves the HTTP endpoints and runs passes until ctx ends, with
+// or without leader election.
+//
+// Two contexts govern a pass. "leading" ends the moment this replica may no
+// longer write (the Lease lost: another replica may start soon), and the
+// pass is cancelled at once. "shutdown" is ctx (SIGTERM): no new pass
+// starts, and the pass in flight gets --shutdown-grace to finish, the Lease
+// still held and renewed meanwhile; then the Lease is released and
+// runDaemon returns. Without leader election, leading never ends.
+func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv func(string) string, log *slog.Logger) error {
 	secret := []byte(getenv("CERTSYNC_WEBHOOK_SECRET"))
 	if d.WebhookSecretFile != "" {
 		b, err := os.ReadFile(d.WebhookSecretFile)
@@ -93,21 +132,31 @@ func runDaemon(ctx context.Context, o *options, d *daemonOptions, getenv func(st
 	go srv.Serve(ln)
 	defer srv.Close()
 	log.Info("certsync running", "listen", ln.Addr().String(), "repo", redactURL(o.Repo), "branch", o.Branch, "interval", o.Interval)
+	defer context.AfterFunc(shutdown, func() {
+		log.Info("shutting down: a pass in flight may finish", "grace", d.ShutdownGrace)
+	})()
 
-	loop := func(ctx context.Context) {
-		rec, cleanup, err := build(ctx, o, getenv, log)
-		if err != nil {
-			log.Error("cannot start passes; retrying", "error", err, "next", "fix the configuration or wait for the remote")
-			sleep(ctx, o.Interval)
-			return
+	// lead runs passes while leading, until it ends or shutdown.
+	lead := func(leading context.Context) {
+		for leading.Err() == nil && shutdown.Err() == nil {
+			// Building (clone, listeners) and the pause after a failed
+			// build stop at once on either; only a pass gets the grace.
+			ctx, cancel := context.WithCancel(leading)
+			stop := context.AfterFunc(shutdown, cancel)
+			rec, cleanup, err := build(ctx, o, getenv, log)
+			if err != nil {
+				log.Error("cannot start passes; retrying", "error", err, "next", "fix the configuration or wait for the remote")
+				sleep(ctx, o.Interval)
+			} else {
+				passes(leading, shutdown, rec, o, d, hook, m, &ready, log)
+				cleanup()
+			}
+			stop()
+			cancel()
 		}
-		defer cleanup()
-		passes(ctx, rec, o, d, hook, m, &ready, log)
 	}
 	if !d.LeaderElect {
-		for ctx.Err() == nil {
-			loop(ctx)
-		}
+		lead(context.WithoutCancel(shutdown))
 		return nil
 	}
 	rc, err := restConfig(o.Kubeconfig, o.KubeContext)
@@ -118,30 +167,31 @@ func runDaemon(ctx context.Context, o *options, d *daemonOptions, getenv func(st
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return leader.Run(ctx, rc, leader.Config{Namespace: d.LeaderElectNS, Name: "certsync", Identity: id, Logger: log}, func(lctx context.Context) {
-		for lctx.Err() == nil {
-			loop(lctx)
-		}
-	})
+	return leader.Run(shutdown, rc, leader.Config{
+		Namespace: d.LeaderElectNS, Name: "certsync", Identity: id, Logger: log,
+		OnNewLeader: func(leaderID string) {
+			// The leader reports the certificates now. This replica's last
+			// figures would go stale and, as the leader renews, trip
+			// expiry alerts that no longer hold.
+			if leaderID != id {
+				m.SetCertificates(nil)
+			}
+		},
+	}, lead)
 }
 
-// passes runs reconcile passes until ctx ends. A pass in flight when ctx
-// ends gets --shutdown-grace to finish; after that its context is cancelled
-// and it stops at the next step boundary, which is always safe: a commit is
-// written whole or not at all, and Secrets are applied only after the push.
-func passes(ctx context.Context, rec *reconcile.Reconciler, o *options, d *daemonOptions, hook *webhook.Handler, m *metrics.Metrics, ready *atomic.Bool, log *slog.Logger) {
+// passes runs reconcile passes until leading or shutdown ends; see
+// passContext for how each ends a pass in flight.
+func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *options, d *daemonOptions, hook *webhook.Handler, m *metrics.Metrics, ready *atomic.Bool, log *slog.Logger) {
 	failedPasses := 0
-	for ctx.Err() == nil {
-		passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		stop := context.AfterFunc(ctx, func() {
-			t := time.AfterFunc(d.ShutdownGrace, cancel)
-			<-passCtx.Done()
-			t.Stop()
-		})
+	for leading.Err() == nil && shutdown.Err() == nil {
+		passCtx, done := passContext(leading, shutdown, d.ShutdownGrace)
 		start := time.Now()
 		res, err := rec.Reconcile(passCtx, reconcile.Options{})
-		stop()
-		cancel()
+		if err != nil && passCtx.Err() != nil {
+			err = fmt.Errorf("%w (pass stopped: %w)", err, whyStopped(leading, passCtx))
+		}
+		done()
 		record(m, res, err, time.Since(start))
 		// A pass reads the whole tree and leaves mostly garbage; hand it
 		// back to the OS now rather than keep the peak resident for the
@@ -163,11 +213,40 @@ func passes(ctx context.Context, rec *reconcile.Reconciler, o *options, d *daemo
 		}
 		wait := nextPassIn(o.Interval, failedPasses, res)
 		select {
-		case <-ctx.Done():
+		case <-leading.Done():
+		case <-shutdown.Done():
 		case <-hook.Trigger():
 		case <-time.After(wait):
 		}
 	}
+}
+
+// errGraceOver ends a pass still running --shutdown-grace after SIGTERM.
+var errGraceOver = errors.New("the shutdown grace period is over")
+
+// passContext is the context of one pass. It ends at once with leading,
+// and grace after shutdown ends. A stopped pass stops at the next step
+// boundary, which is always safe (a commit is written whole or not at all,
+// and Secrets are applied only after the push), but a pass that finishes
+// spares the next one redoing its orders. done releases the context.
+func passContext(leading, shutdown context.Context, grace time.Duration) (ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancelCause(leading)
+	stop := context.AfterFunc(shutdown, func() {
+		t := time.AfterFunc(grace, func() { cancel(errGraceOver) })
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// whyStopped tells why a pass's context ended, for its error.
+func whyStopped(leading, pass context.Context) error {
+	if leading.Err() != nil {
+		return fmt.Errorf("this replica no longer holds the Lease: %w", context.Cause(leading))
+	}
+	return context.Cause(pass)
 }
 
 // nextPassIn is the pause before the next pass: the interval, shortened to
@@ -198,25 +277,36 @@ func record(m *metrics.Metrics, res *reconcile.Result, err error, took time.Dura
 		p.Problems, p.Issued, p.Pushed = len(res.Problems), len(res.Issued), res.Commit != ""
 		p.Applied, p.Pruned = len(res.Applied), len(res.Pruned)
 		p.Failed = res.Failed
-		var certs []metrics.Certificate
-		for i := range res.Certificates {
-			c := &res.Certificates[i]
-			mc := metrics.Certificate{Name: c.Name, Namespace: c.Namespace, IssuerName: c.IssuerRef.Name, IssuerKind: c.IssuerRef.Kind, IssuerGroup: c.IssuerRef.Group}
-			if rec, ok := res.Records[committed.SecretPath(res.ClusterName(), c.Namespace, c.SecretName)]; ok {
-				mc.NotAfter = rec.NotAfter
-				mc.RenewalTime = reconcile.RenewalTime(c, &rec, reconcile.Policy{})
-				mc.Ready = time.Now().Before(rec.NotAfter)
-			}
-			for _, is := range res.Issued {
-				if is.Certificate == c.Key() {
-					mc.NotAfter, mc.Ready = is.NotAfter, true
-				}
-			}
-			certs = append(certs, mc)
+		// Head is set once the pass has read the repository; a pass that
+		// failed before (Git away) knows nothing of the certificates, and
+		// the gauges keep their last known values.
+		if res.Head != "" {
+			p.Read, p.Certificates = true, certificateGauges(res)
 		}
-		m.SetCertificates(certs)
 	}
 	m.RecordPass(p)
+}
+
+// certificateGauges is the state of each declared certificate after a
+// pass that read the repository.
+func certificateGauges(res *reconcile.Result) []metrics.Certificate {
+	certs := make([]metrics.Certificate, 0, len(res.Certificates))
+	for i := range res.Certificates {
+		c := &res.Certificates[i]
+		mc := metrics.Certificate{Name: c.Name, Namespace: c.Namespace, IssuerName: c.IssuerRef.Name, IssuerKind: c.IssuerRef.Kind, IssuerGroup: c.IssuerRef.Group}
+		if rec, ok := res.Records[committed.SecretPath(res.ClusterName(), c.Namespace, c.SecretName)]; ok {
+			mc.NotAfter = rec.NotAfter
+			mc.RenewalTime = reconcile.RenewalTime(c, &rec, reconcile.Policy{})
+			mc.Ready = time.Now().Before(rec.NotAfter)
+		}
+		for _, is := range res.Issued {
+			if is.Certificate == c.Key() {
+				mc.NotAfter, mc.Ready = is.NotAfter, true
+			}
+		}
+		certs = append(certs, mc)
+	}
+	return certs
 }
 
 func restConfig(kubeconfig, context string) (*rest.Config, error) {

@@ -59,6 +59,10 @@ func printStatus(w io.Writer, res *reconcile.Result, now time.Time) {
 			if a.Kind == reconcile.Wait {
 				state = "Failed: " + a.Reason
 			}
+		} else if ok && !res.Verified[rec.Path] {
+			// Read from plaintext metadata that no key checked against
+			// the SOPS MAC: a hand edit would go unnoticed here.
+			state += " (unverified: no key to check the file)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Namespace, c.Name, strings.Join(c.DNSNames, ","), issuerName(c), notAfter, next, state, issued)
 	}
@@ -104,6 +108,15 @@ func cmdRenew(ctx context.Context, args []string, getenv func(string) string, st
 	by := getenv("USER")
 	if host, err := os.Hostname(); err == nil {
 		by += "@" + host
+	}
+	if o.DryRun {
+		keys, err := reconcile.RenewalTargets(ctx, repo, match)
+		if err != nil {
+			fmt.Fprintf(stderr, "certsync renew: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "dry run: would request renewal of %s; nothing was committed or pushed\n", strings.Join(keys, ", "))
+		return 0
 	}
 	keys, commit, err := reconcile.RequestRenewal(ctx, repo, match, by, time.Now())
 	if err != nil {

@@ -11,8 +11,9 @@ import (
 )
 
 // printResult shows the plan and what the pass did, one row per
-// certificate, then the commit.
-func printResult(w io.Writer, res *reconcile.Result, dryRun bool) {
+// certificate, then what happened to Git. passErr is the pass's error, so
+// a failed fetch or push is never reported as "up to date".
+func printResult(w io.Writer, res *reconcile.Result, dryRun bool, passErr error) {
 	actions := map[string]reconcile.Action{}
 	for _, a := range res.Plan.Actions {
 		if a.Certificate != nil {
@@ -54,11 +55,20 @@ func printResult(w io.Writer, res *reconcile.Result, dryRun bool) {
 	}
 	switch {
 	case dryRun:
-		fmt.Fprintln(w, "\ndry run: nothing was ordered, committed or applied")
+		fmt.Fprintln(w, "\ndry run: nothing was ordered, committed, pushed or applied")
+	case passErr != nil && res.Commit != "":
+		fmt.Fprintf(w, "\npushed %s (%d issued), then the pass stopped with an error; what was not pushed is kept locally and pushed by the next pass\n", short(res.Commit), len(res.Issued))
+	case passErr != nil:
+		fmt.Fprintln(w, "\nGit was not updated: the pass stopped with an error (below)")
 	case res.Commit != "":
-		fmt.Fprintf(w, "\ncommitted %s (%d issued) and pushed\n", short(res.Commit), len(res.Issued))
+		fmt.Fprintf(w, "\ncommitted and pushed %s (%d issued; pushes: %d)\n", short(res.Commit), len(res.Issued), res.Pushes)
+	case res.Plan.HasChanges():
+		fmt.Fprintf(w, "\nno commit: nothing was ready to commit (%d failed, %d interrupted)\n", res.Failed, res.Interrupted)
 	default:
 		fmt.Fprintln(w, "\nno commit: Git is up to date")
+	}
+	if res.Reused > 0 {
+		fmt.Fprintf(w, "reused %d %s ordered by an earlier pass that never reached the remote\n", res.Reused, plural(res.Reused, "certificate"))
 	}
 	if len(res.Applied) > 0 {
 		fmt.Fprintf(w, "applied to the cluster: %s\n", strings.Join(res.Applied, ", "))

@@ -40,6 +40,18 @@ func (g gitRepository) Fetch(ctx context.Context) (reconcile.Tree, error) {
 
 func (g gitRepository) Pending(ctx context.Context) (int, error) { return g.repo.Pending(ctx) }
 
+func (g gitRepository) PendingChanges(ctx context.Context) ([]reconcile.FileChange, error) {
+	changes, err := g.repo.PendingChanges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.FileChange, len(changes))
+	for i, c := range changes {
+		out[i] = reconcile.FileChange{Path: c.Path, Content: c.Content, Delete: c.Delete}
+	}
+	return out, nil
+}
+
 func (g gitRepository) Local(ctx context.Context) (reconcile.Tree, error) {
 	s, err := g.repo.Local(ctx)
 	if err != nil {
@@ -109,13 +121,43 @@ func (a clusterApplier) Observe(ctx context.Context) ([]reconcile.ObservedSecret
 // .sops.yaml and the age identities found at start-up.
 func encrypterFactory(identities []byte, log *slog.Logger) reconcile.NewEncrypter {
 	return func(sopsConfig []byte) (reconcile.Encrypter, error) {
-		return encrypt.New(encrypt.Config{SOPSConfig: sopsConfig, AgeIdentities: identities, Logger: log})
+		s, err := encrypt.New(encrypt.Config{SOPSConfig: sopsConfig, AgeIdentities: identities, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return sopsEncrypter{s}, nil
 	}
 }
 
+// sopsEncrypter adapts encrypt.SOPS to reconcile.Encrypter: a file none of
+// the agent's identities opens is reported with reconcile.ErrNoKey.
+type sopsEncrypter struct{ *encrypt.SOPS }
+
+var (
+	_ reconcile.Encrypter       = sopsEncrypter{}
+	_ reconcile.RecipientLister = sopsEncrypter{}
+)
+
+func (s sopsEncrypter) Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error) {
+	plain, err := s.SOPS.Decrypt(ctx, path, ciphertext)
+	if errors.Is(err, encrypt.ErrNoKey) {
+		return nil, noKeyError{err}
+	}
+	return plain, err
+}
+
+// noKeyError keeps encrypt's message and answers to both sentinels.
+type noKeyError struct{ err error }
+
+func (e noKeyError) Error() string   { return e.err.Error() }
+func (e noKeyError) Unwrap() []error { return []error{e.err, reconcile.ErrNoKey} }
+
 // issuerFactory builds ACME issuers sharing one HTTP-01 listener.
-func issuerFactory(http01 *http01Listener, dns acme.DNS01Options, extraRootsPEM []byte, log *slog.Logger) reconcile.NewIssuer {
-	return func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer) (issuer.Issuer, error) {
+// allowedDNS are the lego providers a webhook DNS-01 solver may name
+// (--dns01-allow-providers); the reconciler hands each issuer the Secrets
+// its manifest refers to.
+func issuerFactory(http01 *http01Listener, dns acme.DNS01Options, allowedDNS []string, extraRootsPEM []byte, log *slog.Logger) reconcile.NewIssuer {
+	return func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer, secrets issuer.SecretGetter) (issuer.Issuer, error) {
 		if iss.ACME == nil {
 			return nil, fmt.Errorf("%w: only ACME issuers are supported", issuer.ErrPermanent)
 		}
@@ -131,6 +173,7 @@ func issuerFactory(http01 *http01Listener, dns acme.DNS01Options, extraRootsPEM 
 		}
 		return acme.New(ctx, acme.Config{
 			Issuer: *iss, AccountKey: accountKey, HTTP01: solver, DNS01: dns,
+			Secrets: secrets, AllowedDNSProviders: allowedDNS,
 			ExtraRootsPEM: extraRootsPEM, UserAgent: "certsync", Logger: log,
 		})
 	}

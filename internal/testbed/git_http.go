@@ -106,6 +106,14 @@ func (g *GitHTTP) Seed(repo, dir, branch string) {
 	g.run(work, "push", "--quiet", "origin", branch)
 }
 
+// Git runs a git command in the bare repository of repo on the server
+// side, as someone with shell access to the Git host would (rewinding a
+// branch, writing commits no client pushed), and returns its output.
+func (g *GitHTTP) Git(repo string, args ...string) string {
+	g.t.Helper()
+	return g.run(filepath.Join(g.Root, repo+".git"), args...)
+}
+
 func (g *GitHTTP) run(dir string, args ...string) string {
 	g.t.Helper()
 	return runGit(g.t, g.git, dir, args...)

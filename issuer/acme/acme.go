@@ -7,8 +7,12 @@
 //
 // Challenges are chosen per DNS name exactly as cert-manager chooses
 // solvers (see SelectSolver). HTTP-01 is answered by one shared
-// HTTP01Solver that the caller serves on its listener; DNS-01 goes through
-// lego's provider registry by name.
+// HTTP01Solver that the caller serves on its listener. DNS-01 providers are
+// built per issuer from cert-manager's provider blocks, with credentials
+// read through an issuer.SecretGetter: the repository is data, so nothing
+// in a manifest configures the agent's process. A webhook block naming any
+// other lego provider is built only when the operator allowed that provider
+// (Config.AllowedDNSProviders), and only from the operator's environment.
 package acme
 
 import (
@@ -22,7 +26,6 @@ import (
 	stdlog "log"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -39,12 +42,14 @@ import (
 // --dns01-recursive-nameservers and friends).
 type DNS01Options struct {
 	// RecursiveNameservers ("host:port") answer the propagation check.
+	// lego holds them per process: the first DNS-01 order's apply to all.
 	// Default: the system resolvers.
 	RecursiveNameservers []string
 	// CheckPropagation waits until the TXT record is visible before asking
 	// the CA to validate. The CLI defaults it to true.
 	CheckPropagation bool
-	// PropagationTimeout bounds that wait. Default: lego's (60 s).
+	// PropagationTimeout bounds that wait. Default: the longest the
+	// order's providers ask for, at least lego's 60 s.
 	PropagationTimeout time.Duration
 }
 
@@ -58,22 +63,33 @@ type Config struct {
 	// HTTP01 answers HTTP-01 challenges; nil makes http01 solvers fail.
 	HTTP01 *HTTP01Solver
 	DNS01  DNS01Options
+	// Secrets resolves the issuer's *SecretRef fields (DNS-01 credentials,
+	// the EAB key) in Issuer.SecretNamespace(). Default: none, and an
+	// issuer that refers to a Secret fails with a permanent error.
+	Secrets issuer.SecretGetter
+	// AllowedDNSProviders are the lego DNS provider names a webhook solver
+	// may name (solverName). Such a provider is configured from the
+	// operator's environment and runs with the agent's credentials, so the
+	// repository alone cannot choose one. Default: none.
+	AllowedDNSProviders []string
 	// ExtraRootsPEM are CAs to trust for the ACME server besides the system
 	// pool and spec.acme.caBundle (a private CA, a test CA).
 	ExtraRootsPEM []byte
 	UserAgent     string
 	Logger        *slog.Logger
-	// Getenv reads EAB keys named by keySecretRef. Default: os.Getenv.
-	Getenv func(string) string
 }
 
 // Issuer orders certificates from one ACME account. Safe for concurrent use.
 type Issuer struct {
-	cfg        Config
-	acme       *declared.ACMEIssuer
-	user       *user
-	http       *http.Client
+	cfg  Config
+	acme *declared.ACMEIssuer
+	user *user
+	// transport is shared by every lego client of the issuer (one
+	// connection pool); each client gets its own http.Client around it,
+	// because lego's client construction rewrites the client's Transport.
+	transport  http.RoundTripper
 	log        *slog.Logger
+	secrets    secretSource
 	dns        *dnsProviders
 	accountURL string // account URL
 }
@@ -106,20 +122,19 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	// lego logs every step to stderr through a package-level logger.
 	quietLego.Do(func() { legolog.Logger = stdlog.New(io.Discard, "", 0) })
-	if cfg.Getenv == nil {
-		cfg.Getenv = os.Getenv
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := cfg.Issuer.ACME
-	hc, err := httpClient(a, cfg.ExtraRootsPEM)
+	tr, err := transport(a, cfg.ExtraRootsPEM)
 	if err != nil {
 		return nil, err
 	}
-	iss := &Issuer{cfg: cfg, acme: a, http: hc, log: log.With("issuer", cfg.Issuer.Key()),
-		user: &user{email: a.Email, key: cfg.AccountKey}, dns: newDNSProviders(a.Solvers)}
+	secrets := secretSource{getter: cfg.Secrets, namespace: cfg.Issuer.SecretNamespace()}
+	iss := &Issuer{cfg: cfg, acme: a, transport: tr, log: log.With("issuer", cfg.Issuer.Key()),
+		user: &user{email: a.Email, key: cfg.AccountKey}, secrets: secrets,
+		dns: newDNSProviders(a.Solvers, secrets, cfg.AllowedDNSProviders)}
 	if err := iss.resolveAccount(ctx); err != nil {
 		return nil, err
 	}
@@ -138,21 +153,36 @@ func (i *Issuer) resolveAccount(ctx context.Context) error {
 		i.log.Debug("reusing ACME account", "account", reg.URI)
 		return nil
 	}
-	if eab := i.acme.ExternalAccountBinding; eab != nil {
-		hmac := i.cfg.Getenv(eab.KeySecretRef)
-		if hmac == "" {
-			return fmt.Errorf("%w: externalAccountBinding: set the HMAC key in the environment variable %s (keySecretRef.name)", issuer.ErrPermanent, eab.KeySecretRef)
-		}
-		reg, err = client.Registration.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{TermsOfServiceAgreed: true, Kid: eab.KeyID, HmacEncoded: hmac})
-	} else {
-		reg, err = client.Registration.Register(registration.RegisterOptions{TermsOfServiceAgreed: true})
-	}
-	if err != nil {
-		return classify("register ACME account", err)
+	if reg, err = i.register(ctx, client); err != nil {
+		return err
 	}
 	i.user.reg, i.accountURL = reg, reg.URI
 	i.log.Info("registered ACME account", "account", reg.URI)
 	return nil
+}
+
+// register creates the account, bound to the CA's external account when
+// the issuer has an externalAccountBinding.
+func (i *Issuer) register(ctx context.Context, client *lego.Client) (*registration.Resource, error) {
+	eab := i.acme.ExternalAccountBinding
+	if eab == nil {
+		reg, err := client.Registration.Register(registration.RegisterOptions{TermsOfServiceAgreed: true})
+		if err != nil {
+			return nil, classify("register ACME account", err)
+		}
+		return reg, nil
+	}
+	// lego signs the binding with HS256 whatever keyAlgorithm says, as
+	// cert-manager does (the field is deprecated there).
+	hmac, err := i.secrets.value(ctx, "externalAccountBinding.keySecretRef", eab.KeySecretRef)
+	if err != nil {
+		return nil, fmt.Errorf("register ACME account: %w", err)
+	}
+	reg, err := client.Registration.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{TermsOfServiceAgreed: true, Kid: eab.KeyID, HmacEncoded: hmac})
+	if err != nil {
+		return nil, classify("register ACME account with external account binding "+eab.KeyID, err)
+	}
+	return reg, nil
 }
 
 // AccountURL is the account's URL at the CA.
@@ -164,7 +194,10 @@ func (i *Issuer) AccountURL() string { return i.accountURL }
 func (i *Issuer) client(ctx context.Context) (*lego.Client, error) {
 	lc := lego.NewConfig(i.user)
 	lc.CADirURL = i.acme.Server
-	lc.HTTPClient = i.http
+	// lego.NewClient wraps the client's Transport in place (HTTPS-only
+	// check): a client shared by concurrent orders is a data race and
+	// grows one wrapper per order. Each lego client gets its own.
+	lc.HTTPClient = i.httpClient()
 	lc.UserAgent = i.cfg.UserAgent
 	c, err := lego.NewClient(lc)
 	if err != nil {
@@ -173,7 +206,13 @@ func (i *Issuer) client(ctx context.Context) (*lego.Client, error) {
 	return c, nil
 }
 
-func httpClient(a *declared.ACMEIssuer, extraPEM []byte) (*http.Client, error) {
+// httpClient is a fresh client around the issuer's shared transport.
+func (i *Issuer) httpClient() *http.Client {
+	return &http.Client{Transport: i.transport, Timeout: 60 * time.Second}
+}
+
+// transport trusts the system roots, extraPEM and spec.acme.caBundle.
+func transport(a *declared.ACMEIssuer, extraPEM []byte) (http.RoundTripper, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -187,7 +226,7 @@ func httpClient(a *declared.ACMEIssuer, extraPEM []byte) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// spec.acme.skipTLSVerify is honoured as cert-manager honours it.
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, InsecureSkipVerify: a.SkipTLSVerify}
-	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, nil
+	return tr, nil
 }
 
 // Error classification: problems the CA will repeat until the declaration

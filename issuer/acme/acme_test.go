@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	go http.Serve(ln, solver)
 	tb := &testbed.Process{}
 	ca = testbed.StartACME(tb, testbed.ACMEOptions{HTTP01Port: ln.Addr().(*net.TCPAddr).Port})
+	// The operator's environment configures the httpreq provider the
+	// test issuer's webhook solver names (and the operator allows).
+	os.Setenv("HTTPREQ_ENDPOINT", ca.HTTPReqURL)
 	code := m.Run()
 	tb.Close()
 	ln.Close()
@@ -48,18 +51,41 @@ func testIssuer(t *testing.T, key crypto.Signer) *Issuer {
 			Solvers: []declared.Solver{
 				{HTTP01: &declared.HTTP01Solver{}},
 				{Selector: &declared.SolverSelector{DNSZones: []string{"dns.test"}},
-					DNS01: &declared.DNS01Solver{Provider: "httpreq", Config: map[string]string{"HTTPREQ_ENDPOINT": ca.HTTPReqURL}}},
+					DNS01: &declared.DNS01Solver{Provider: declared.DNS01Webhook, SolverName: "httpreq"}},
 			},
 		}},
-		AccountKey:    key,
-		HTTP01:        solver,
-		DNS01:         DNS01Options{RecursiveNameservers: []string{ca.DNSAddr}, CheckPropagation: false},
-		ExtraRootsPEM: ca.ServerCAPEM,
+		AccountKey:          key,
+		HTTP01:              solver,
+		DNS01:               DNS01Options{RecursiveNameservers: []string{ca.DNSAddr}, CheckPropagation: false},
+		AllowedDNSProviders: []string{"httpreq"},
+		ExtraRootsPEM:       ca.ServerCAPEM,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return iss
+}
+
+// fakeSecrets is an issuer.SecretGetter over "namespace/name/key" → value.
+type fakeSecrets map[string]string
+
+func (f fakeSecrets) SecretKey(_ context.Context, namespace, name, key string) ([]byte, error) {
+	v, ok := f[namespace+"/"+name+"/"+key]
+	if !ok {
+		return nil, fmt.Errorf("%w: Secret %s/%s has no key %q", issuer.ErrPermanent, namespace, name, key)
+	}
+	return []byte(v), nil
+}
+
+// parseIssuer reads one Issuer or ClusterIssuer manifest as the reconciler
+// does, so tests run what a repository declares.
+func parseIssuer(t *testing.T, manifest string) declared.Issuer {
+	t.Helper()
+	set := declared.ParseFile(declared.File{Path: "issuer.yaml", Content: []byte(manifest)})
+	if len(set.Problems) > 0 || len(set.Issuers) != 1 {
+		t.Fatalf("issuer manifest: %v", set.Problems)
+	}
+	return set.Issuers[0]
 }
 
 func accountKey(t *testing.T) crypto.Signer {

@@ -2,13 +2,12 @@ package acme
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-acme/lego/v4/challenge"
 	"github.com/go-acme/lego/v4/challenge/dns01"
-	legodns "github.com/go-acme/lego/v4/providers/dns"
 
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/issuer"
@@ -101,71 +100,24 @@ func planSolvers(a *declared.ACMEIssuer, names []string, labels map[string]strin
 	return p, nil
 }
 
-// envMu serialises DNS provider construction: lego's registry configures
-// providers only through environment variables read at construction, so a
-// solver's config is put in the environment for that moment alone. The
-// environment is process-wide, so this lock is too.
-var envMu sync.Mutex
-
-// dnsProviders builds each DNS-01 solver's lego provider once.
-type dnsProviders struct {
-	solvers []declared.Solver
-	mu      sync.Mutex
-	built   map[int]challenge.Provider
-}
-
-func newDNSProviders(solvers []declared.Solver) *dnsProviders {
-	return &dnsProviders{solvers: solvers, built: map[int]challenge.Provider{}}
-}
-
-func (d *dnsProviders) get(i int) (challenge.Provider, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p, ok := d.built[i]; ok {
-		return p, nil
-	}
-	s := d.solvers[i].DNS01
-	envMu.Lock()
-	restore := map[string]*string{}
-	for k, v := range s.Config {
-		if old, ok := os.LookupEnv(k); ok {
-			restore[k] = &old
-		} else {
-			restore[k] = nil
-		}
-		os.Setenv(k, v)
-	}
-	p, err := legodns.NewDNSChallengeProviderByName(s.Provider)
-	for k, old := range restore {
-		if old == nil {
-			os.Unsetenv(k)
-		} else {
-			os.Setenv(k, *old)
-		}
-	}
-	envMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("DNS-01 provider %q: %w (credentials come from the environment variables lego documents for it)", s.Provider, err)
-	}
-	d.built[i] = p
-	return p, nil
-}
-
 // router sends each name's DNS-01 record to the provider of its solver.
+// It is built per order, after every provider it needs was built.
 type router struct {
-	d   *dnsProviders
-	dns map[string]int
+	routes map[string]challenge.Provider // name without "*." → provider
+	// timeout and interval bound lego's wait for the record to be visible
+	// (challenge.ProviderTimeout).
+	timeout, interval time.Duration
 }
 
-func (r router) provider(domain string) (challenge.Provider, error) {
-	i, ok := r.dns[strings.TrimPrefix(domain, "*.")]
+func (r *router) provider(domain string) (challenge.Provider, error) {
+	p, ok := r.routes[strings.TrimPrefix(domain, "*.")]
 	if !ok {
 		return nil, fmt.Errorf("no DNS-01 solver chosen for %s", domain)
 	}
-	return r.d.get(i)
+	return p, nil
 }
 
-func (r router) Present(domain, token, keyAuth string) error {
+func (r *router) Present(domain, token, keyAuth string) error {
 	p, err := r.provider(domain)
 	if err != nil {
 		return err
@@ -173,7 +125,7 @@ func (r router) Present(domain, token, keyAuth string) error {
 	return p.Present(domain, token, keyAuth)
 }
 
-func (r router) CleanUp(domain, token, keyAuth string) error {
+func (r *router) CleanUp(domain, token, keyAuth string) error {
 	p, err := r.provider(domain)
 	if err != nil {
 		return err
@@ -181,18 +133,64 @@ func (r router) CleanUp(domain, token, keyAuth string) error {
 	return p.CleanUp(domain, token, keyAuth)
 }
 
-// dnsOptions turns DNS01Options into lego's options. lego keeps them in
-// package variables, so they are the same for every issuer of the process.
-func dnsOptions(o DNS01Options) []dns01.ChallengeOption {
-	var opts []dns01.ChallengeOption
-	if len(o.RecursiveNameservers) > 0 {
-		opts = append(opts, dns01.AddRecursiveNameservers(o.RecursiveNameservers))
+func (r *router) Timeout() (timeout, interval time.Duration) { return r.timeout, r.interval }
+
+// sequential is lego's optional capability of providers that must solve
+// one name at a time (rfc2136 replaces the whole TXT set: the apex and the
+// wildcard of one name would overwrite each other's record).
+type sequential interface {
+	Sequential() time.Duration
+}
+
+// sequentialRouter is a router lego solves one name at a time, waiting
+// wait between names.
+type sequentialRouter struct {
+	*router
+	wait time.Duration
+}
+
+func (s sequentialRouter) Sequential() time.Duration { return s.wait }
+
+// newRouter routes names to providers. It waits for propagation as long as
+// the slowest of them asks (or propagationTimeout when set), and solves
+// sequentially when any of them asks for it.
+func newRouter(routes map[string]challenge.Provider, propagationTimeout time.Duration) challenge.Provider {
+	r := &router{routes: routes, timeout: dns01.DefaultPropagationTimeout, interval: dns01.DefaultPollingInterval}
+	seq, wait := false, time.Duration(0)
+	for _, p := range routes {
+		if t, ok := p.(challenge.ProviderTimeout); ok {
+			timeout, interval := t.Timeout()
+			r.timeout, r.interval = max(r.timeout, timeout), max(r.interval, interval)
+		}
+		if s, ok := p.(sequential); ok {
+			seq, wait = true, max(wait, s.Sequential())
+		}
 	}
+	if propagationTimeout > 0 {
+		r.timeout = propagationTimeout
+	}
+	if seq {
+		return sequentialRouter{router: r, wait: wait}
+	}
+	return r
+}
+
+// lego keeps the recursive nameservers in a package variable that every
+// DNS-01 order reads while it runs; setting it per order races with the
+// orders in flight. It is set once per process, by the first DNS-01 order
+// (certsync's settings are per process anyway).
+var recursiveNameservers sync.Once
+
+// dnsOptions turns DNS01Options into lego's options for one order.
+func dnsOptions(o DNS01Options) []dns01.ChallengeOption {
+	recursiveNameservers.Do(func() {
+		if len(o.RecursiveNameservers) > 0 {
+			dns01.AddRecursiveNameservers(o.RecursiveNameservers)(nil)
+		}
+	})
+	var opts []dns01.ChallengeOption
 	if !o.CheckPropagation {
 		opts = append(opts, dns01.WrapPreCheck(func(_, _, _ string, _ dns01.PreCheckFunc) (bool, error) { return true, nil }))
-	}
-	if o.PropagationTimeout > 0 {
-		opts = append(opts, dns01.AddDNSTimeout(o.PropagationTimeout))
 	}
 	return opts
 }
