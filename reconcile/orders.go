@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -213,7 +214,9 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 	if err != nil {
 		return nil, nil, Issued{}, err
 	}
-	cert, err := iss.Issue(ctx, issuer.Request{Name: c.Key(), CSR: csr, DNSNames: c.DNSNames, Labels: c.Labels, Duration: c.Duration})
+	req := issuer.Request{Name: c.Key(), CSR: csr, DNSNames: c.DNSNames, Labels: c.Labels, Duration: c.Duration}
+	req.Replaces = r.replaces(ctx, p, a)
+	cert, err := iss.Issue(ctx, req)
 	if err != nil {
 		return nil, nil, Issued{}, fmt.Errorf("issue: %w", err)
 	}
@@ -240,6 +243,24 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 		return nil, nil, Issued{}, err
 	}
 	return secret, content, Issued{Kind: a.Kind, Certificate: c.Key(), Path: a.Path, Serial: pki.Serial(cert.Leaf), NotAfter: cert.Leaf.NotAfter, Reason: a.Reason}, nil
+}
+
+// replaces is the committed certificate a renewal replaces (ACME ARI):
+// an order that names it is exempt from the CA's rate limits. Only a
+// verified, same-issuer renewal names it; anything else orders plainly.
+func (r *Reconciler) replaces(ctx context.Context, p *pass, a Action) *x509.Certificate {
+	if a.Kind != Renew || a.Committed == nil || a.FreshKey || !p.verified[a.Path] {
+		return nil
+	}
+	s, err := r.decryptSecret(ctx, p, a.Path)
+	if err != nil {
+		return nil
+	}
+	chain, err := pki.ParseChain(s.Data[corev1.TLSCertKey])
+	if err != nil || len(chain) == 0 {
+		return nil
+	}
+	return chain[0]
 }
 
 // privateKey generates a key, or with rotationPolicy Never reuses the

@@ -234,7 +234,7 @@ func TestAgentKeepsGaugesWhenGitIsDown(t *testing.T) {
 	b := newBed(t, nil)
 	b.env["CERTSYNC_WEBHOOK_SECRET"] = "hook-secret"
 	logs := &lockedBuffer{}
-	r := startAgent(t, b, "solo", logs, "--no-apply")
+	r := startAgent(t, b, "solo", logs, "--no-apply", "--log-level", "info")
 	scrape := func() string { _, m := get("http://" + r.addr + "/metrics"); return m }
 
 	eventually(t, "the first pass", logs, func() bool { c, _ := get("http://" + r.addr + "/readyz"); return c == 200 })

@@ -247,10 +247,15 @@ func TestLifecycle(t *testing.T) {
 			return string(b.sopsDecrypt(t, committed.SecretPath("default", "shop", secret)).Data[corev1.TLSPrivateKeyKey])
 		}
 		pinnedKey, checkoutKey := keyOf("pinned-tls"), keyOf("checkout-tls")
-		o := b.acme.Orders()
+		o, replaced := b.acme.Orders(), len(b.acme.Replaces())
 		res := b.mustPass(t, windowEnd.Add(time.Minute))
 		if len(res.Issued) != 2 || b.acme.Orders() != o+2 {
 			t.Fatalf("renewed %d (orders +%d), want 2", len(res.Issued), b.acme.Orders()-o)
+		}
+		// ARI: each renewal order names the certificate it replaces, so the
+		// CA exempts it from rate limits.
+		if got := len(b.acme.Replaces()) - replaced; got != 2 {
+			t.Errorf("renewal orders carrying replaces: %d, want 2", got)
 		}
 		if msg := gitCmd(t, b.bare, "log", "-1", "--format=%B", "main"); !strings.Contains(msg, "Reason: renewal time") {
 			t.Errorf("renewal commit lacks its reason:\n%s", msg)

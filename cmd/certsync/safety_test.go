@@ -272,3 +272,56 @@ func TestTwoInstancesOnOneCluster(t *testing.T) {
 		t.Errorf("B's Secret deleted by A: %v", err)
 	}
 }
+
+// A DNS-01 provider that runs programs, named by the repository, is refused
+// unless the operator allowed it by name: its program never runs, and no
+// order is spent on it.
+func TestRepositoryCannotRunPrograms(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	script := filepath.Join(t.TempDir(), "hook.sh")
+	writeFile(t, script, "#!/bin/sh\ntouch "+marker+"\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Even with the variable in the agent's own environment.
+	t.Setenv("EXEC_PATH", script)
+	b := newBed(t, map[string]string{
+		"issuers/exec.yaml": `apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: hostile}
+spec:
+  acme:
+    server: ` + b0URL(t) + `
+    privateKeySecretRef: {name: hostile-account}
+    solvers:
+      - dns01:
+          webhook:
+            groupName: acme.certsync.io
+            solverName: exec
+`,
+		"certificates/hostile.yaml": `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: hostile, namespace: shop}
+spec:
+  secretName: hostile-tls
+  dnsNames: [hostile.shop.test]
+  issuerRef: {name: hostile, kind: ClusterIssuer}
+`,
+	})
+	code, out, errOut := b.run(t)
+	if code == 0 || !strings.Contains(errOut, "--dns01-allow-providers") {
+		t.Fatalf("the exec provider must be refused with what the operator can do (code %d)\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the repository ran a program on the agent")
+	}
+	for _, c := range exampleCerts { // the others carried on
+		b.file(t, committed.SecretPath("default", c.ns, c.secret))
+	}
+}
+
+// b0URL is the shared test CA's directory.
+func b0URL(t *testing.T) string {
+	a, _ := theACME(t)
+	return a.DirectoryURL
+}
