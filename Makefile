@@ -28,8 +28,10 @@ lint: tools
 	$(GO) vet ./...
 	$(TOOLS_DIR)/actionlint .github/workflows/*.yml
 
+# The race detector is on for every package: concurrent orders, the batch
+# writer and the agent's loops are where races hide.
 test: tools lint
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 # Benchmarks: the scale figures (10,000 certificates) quoted in issues.
 bench: tools

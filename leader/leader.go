@@ -30,9 +30,11 @@
 // real clocks drift. The defaults are client-go's recommended 15 s, 10 s and
 // 2 s; Run refuses settings that leave lead no time to stop.
 //
-// The work in flight must stop promptly once its context ends: certsync's
-// reconciler stops at the next step boundary, and each step's requests (Git,
-// the API server) are cancelled with the context.
+// The work in flight must stop within those 3 s once its context ends:
+// certsync's reconciler starts no new step, and a step's requests to Git
+// and the API server are cancelled with the context. An ACME order already
+// sent to the CA cannot be called back (lego takes no context); it may
+// complete, but this replica no longer pushes or applies its result.
 //
 // # Shutdown
 //

@@ -73,7 +73,10 @@ func (w *writer) add(ctx context.Context, changes []FileChange, path string, sec
 		return nil
 	}
 	if len(changes) > 0 {
-		local, err := w.r.cfg.Repo.Commit(ctx, w.local, changes, localMessage(changes, is))
+		// A certificate the CA already issued is committed even when the
+		// pass is being stopped: it is paid for, and the next pass pushes
+		// it. The local commit takes milliseconds.
+		local, err := w.r.cfg.Repo.Commit(context.WithoutCancel(ctx), w.local, changes, localMessage(changes, is))
 		if err != nil {
 			return fmt.Errorf("commit %s locally: %w", changes[0].Path, err)
 		}

@@ -238,7 +238,8 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 	}
 	now := r.cfg.Clock()
 	secret := render.TLSSecret(render.TLS{Certificate: c, Issued: cert, KeyPEM: keyPEM, IssuedAt: now, Reason: a.Reason, Window: window})
-	content, err := r.encryptSecret(ctx, p, a.Path, secret)
+	// Issued and paid for: encrypt it even if the pass is being stopped.
+	content, err := r.encryptSecret(context.WithoutCancel(ctx), p, a.Path, secret)
 	if err != nil {
 		return nil, nil, Issued{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,7 +205,20 @@ func leaseNow(t *testing.T, kc kubernetes.Interface) lease {
 // its pass pushes. The pass finishes within --shutdown-grace with the Lease
 // held and renewed; then the Lease is released and the agent exits.
 func TestAgentLeaderSIGTERMLetsThePassFinish(t *testing.T) {
-	b := newBed(t, nil)
+	// The account and two certificates are committed already, so the
+	// agent's pass orders www alone and pushes once, at its end.
+	b := issuedBed(t)
+	b.edit(t, "declare www", func(dir string) {
+		writeFile(t, filepath.Join(dir, "certificates/shop/www.yaml"), `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: www, namespace: shop}
+spec:
+  secretName: www-tls
+  dnsNames: [www.shop.test]
+  issuerRef: {name: letsencrypt-staging, kind: ClusterIssuer}
+`)
+	})
+	seed := b.head(t)
 	api := testbed.StartAPIServer(t)
 	for _, ns := range []string{"shop", "api", "certsync"} {
 		api.CreateNamespace(t, ns)
@@ -212,14 +226,13 @@ func TestAgentLeaderSIGTERMLetsThePassFinish(t *testing.T) {
 	b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
 	kc := kube(t, api)
 	logs := &lockedBuffer{}
-	seed := b.head(t)
 	gate := startGitGate(t, b)
 
 	r := startReplica(t, b, "replica-a", logs)
 	select {
 	case <-gate.arrived:
-	case code := <-r.done:
-		t.Fatalf("agent exited %d before its first push\nlogs:\n%s", code, logs)
+	case <-r.done:
+		t.Fatalf("agent exited %d before its push\nlogs:\n%s", r.code, logs)
 	case <-time.After(120 * time.Second):
 		t.Fatalf("no push within 2 minutes\nlogs:\n%s", logs)
 	}
@@ -238,8 +251,8 @@ func TestAgentLeaderSIGTERMLetsThePassFinish(t *testing.T) {
 		return l.renewed.After(sigterm.Add(time.Second))
 	})
 	select {
-	case code := <-r.done:
-		t.Fatalf("agent exited %d with its pass in flight\nlogs:\n%s", code, logs)
+	case <-r.done:
+		t.Fatalf("agent exited %d with its pass in flight\nlogs:\n%s", r.code, logs)
 	default:
 	}
 	if gate.aborted.Load() {
@@ -248,9 +261,9 @@ func TestAgentLeaderSIGTERMLetsThePassFinish(t *testing.T) {
 
 	gate.open()
 	select {
-	case code := <-r.done:
-		if code != 0 {
-			t.Errorf("agent exited %d after SIGTERM", code)
+	case <-r.done:
+		if r.code != 0 {
+			t.Errorf("agent exited %d after SIGTERM", r.code)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("agent did not exit after its pass\nlogs:\n%s", logs)
@@ -259,9 +272,12 @@ func TestAgentLeaderSIGTERMLetsThePassFinish(t *testing.T) {
 	if n := strings.Count(gitCmd(t, b.bare, "log", "--format=%an", seed+"..main"), "certsync"); n != 1 {
 		t.Errorf("certsync commits = %d, want 1\nlogs:\n%s", n, logs)
 	}
+	if _, err := kc.CoreV1().Secrets("shop").Get(context.Background(), "www-tls", metav1.GetOptions{}); err != nil {
+		t.Errorf("www-tls not applied by the pass: %v\nlogs:\n%s", err, logs)
+	}
 	list, err := kc.CoreV1().Secrets("").List(context.Background(), metav1.ListOptions{LabelSelector: committed.ManagedByLabel + "=" + committed.ManagedByValue})
 	if err != nil || len(list.Items) != 3 {
-		t.Errorf("Secrets applied by the pass: %v (err %v), want 3\nlogs:\n%s", len(list.Items), err, logs)
+		t.Errorf("Secrets applied: %d (err %v), want 3", len(list.Items), err)
 	}
 	// Released before the agent returned.
 	if h := leaseNow(t, kc).holder; h != "" {

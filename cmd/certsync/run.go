@@ -91,15 +91,16 @@ func envDuration(getenv func(string) string, flagName string, def time.Duration)
 	return dur, nil
 }
 
-// runDaemon serves the HTTP endpoints and runs passes until ctx ends, with
+// runDaemon serves the HTTP endpoints and runs passes until shutdown ends, with
 // or without leader election.
 //
 // Two contexts govern a pass. "leading" ends the moment this replica may no
 // longer write (the Lease lost: another replica may start soon), and the
 // pass is cancelled at once. "shutdown" is ctx (SIGTERM): no new pass
-// starts, and the pass in flight gets --shutdown-grace to finish, the Lease
-// still held and renewed meanwhile; then the Lease is released and
-// runDaemon returns. Without leader election, leading never ends.
+// starts, the pass in flight drains (no new orders) and gets
+// --shutdown-grace to finish, the Lease still held and renewed meanwhile;
+// then the Lease is released and runDaemon returns. Without leader
+// election, leading never ends.
 func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv func(string) string, log *slog.Logger) error {
 	secret := []byte(getenv("CERTSYNC_WEBHOOK_SECRET"))
 	if d.WebhookSecretFile != "" {
@@ -187,7 +188,9 @@ func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *opt
 	for leading.Err() == nil && shutdown.Err() == nil {
 		passCtx, done := passContext(leading, shutdown, d.ShutdownGrace)
 		start := time.Now()
-		res, err := rec.Reconcile(passCtx, reconcile.Options{})
+		// On SIGTERM the pass drains: it starts no new order, and those in
+		// flight finish and are pushed and applied within the grace.
+		res, err := rec.Reconcile(passCtx, reconcile.Options{Drain: shutdown.Done()})
 		if err != nil && passCtx.Err() != nil {
 			err = fmt.Errorf("%w (pass stopped: %w)", err, whyStopped(leading, passCtx))
 		}
@@ -243,10 +246,13 @@ func passContext(leading, shutdown context.Context, grace time.Duration) (ctx co
 
 // whyStopped tells why a pass's context ended, for its error.
 func whyStopped(leading, pass context.Context) error {
-	if leading.Err() != nil {
-		return fmt.Errorf("this replica no longer holds the Lease: %w", context.Cause(leading))
+	if leading.Err() == nil {
+		return context.Cause(pass)
 	}
-	return context.Cause(pass)
+	if cause := context.Cause(leading); !errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("this replica no longer holds the Lease: %w", cause)
+	}
+	return errors.New("this replica no longer holds the Lease")
 }
 
 // nextPassIn is the pause before the next pass: the interval, shortened to
