@@ -67,6 +67,13 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 			first = append(first, FileChange{Path: a.Path, Delete: true})
 		}
 	}
+	// ACME account keys an unpushed commit held: keep them, or the next
+	// order would register a second account.
+	for _, ch := range r.carriedAccounts() {
+		if _, err := p.tree.ReadFile(ch.Path); errors.Is(err, fs.ErrNotExist) {
+			first = append(first, ch)
+		}
+	}
 	if len(first) > 0 {
 		if err := w.add(ctx, first, "", nil, nil, false); err != nil {
 			res.problems = append(res.problems, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -238,6 +240,21 @@ func (r *Reconciler) carriedFile(path string) ([]byte, bool) {
 	defer r.mu.Unlock()
 	ch, ok := r.carried[path]
 	return ch.Content, ok
+}
+
+// carriedAccounts returns the ACME account key files set-aside local
+// commits held.
+func (r *Reconciler) carriedAccounts() []FileChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []FileChange
+	for path, ch := range r.carried {
+		if strings.HasPrefix(path, committed.AccountsDir) {
+			out = append(out, ch)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
 }
 
 func (r *Reconciler) forgetCarried() {

@@ -15,6 +15,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"sort"
@@ -61,6 +62,7 @@ type memRepo struct {
 	n          int
 	beforePush func(r *memRepo)
 	pushes     int
+	down       bool // pushes fail as if the server were away
 }
 
 func newMemRepo(files map[string]string) *memRepo {
@@ -141,6 +143,9 @@ func (r *memRepo) Push(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pushes++
+	if r.down {
+		return errors.New("connection refused")
+	}
 	if r.remote != r.local && !r.descends(r.local) {
 		return ErrPushRace
 	}
@@ -192,6 +197,7 @@ type testCA struct {
 	cert     *x509.Certificate
 	orders   int
 	failNext int
+	refuse   bool // answer every order with a permanent error
 }
 
 func newTestCA(t *testing.T) *testCA {
@@ -212,6 +218,9 @@ func (ca *testCA) Issue(_ context.Context, req issuer.Request) (*issuer.Certific
 	if ca.failNext > 0 {
 		ca.failNext--
 		return nil, &issuer.RetryAfterError{Err: errors.New("rateLimited"), RetryAfter: t0.Add(3 * time.Hour)}
+	}
+	if ca.refuse {
+		return nil, fmt.Errorf("%w: urn:ietf:params:acme:error:rejectedIdentifier", issuer.ErrPermanent)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(ca.orders + 100)), Subject: req.CSR.Subject, DNSNames: req.CSR.DNSNames, NotBefore: t0, NotAfter: t0.Add(90 * 24 * time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, req.CSR.PublicKey, ca.key)
@@ -368,5 +377,107 @@ func TestRenewalRequest(t *testing.T) {
 	}
 	if _, err := repo.remote.ReadFile(committed.RenewRequestPath("ns", "a")); err == nil {
 		t.Fatal("the request file must be removed with the renewal")
+	}
+}
+
+// A push that fails leaves the certificates committed locally; when the
+// remote moved meanwhile (a person committed), the next process reuses
+// them on the new head instead of ordering again.
+func TestUnpushedCertificatesAreNeverOrderedAgain(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b")})
+	ca := newTestCA(t)
+	now := t0
+	repo.down = true
+	if _, err := newTestReconciler(t, repo, ca, &now).Reconcile(context.Background(), Options{}); err == nil {
+		t.Fatal("a failed push must fail the pass")
+	}
+	if ca.orders != 2 {
+		t.Fatalf("orders %d, want 2", ca.orders)
+	}
+	// Meanwhile a person commits on the remote; then Git comes back and a
+	// new process (a restart) runs.
+	repo.mu.Lock()
+	t2 := &memTree{id: "human", files: map[string][]byte{"README.md": []byte("hi")}, parent: repo.remote}
+	for p, c := range repo.remote.files {
+		t2.files[p] = c
+	}
+	repo.remote, repo.down = t2, false
+	repo.mu.Unlock()
+	res, err := newTestReconciler(t, repo, ca, &now).Reconcile(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.orders != 2 || res.Reused != 2 {
+		t.Fatalf("orders %d (want 2), reused %d (want 2)", ca.orders, res.Reused)
+	}
+	for _, p := range []string{"README.md", "secrets/default/ns/a-tls.yaml", "secrets/default/ns/b-tls.yaml", "accounts/clusterissuers/le-account.yaml"} {
+		if _, err := repo.remote.ReadFile(p); err != nil {
+			t.Errorf("%s missing on the remote", p)
+		}
+	}
+}
+
+// A permanent failure waits for a change, not a timer; a change to the
+// issuer retries at once.
+func TestPermanentFailureWaitsForAChange(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a")})
+	ca := newTestCA(t)
+	ca.refuse = true
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	if _, err := r.Reconcile(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(40 * time.Hour) // past any timer backoff
+	res, _ := r.Reconcile(context.Background(), Options{})
+	if ca.orders != 1 || res.Plan.Count(Wait) != 1 || !strings.Contains(res.Plan.Actions[0].Reason, "until the Certificate or its issuer changes") {
+		t.Fatalf("a permanent failure was retried on a timer: orders %d, plan %s", ca.orders, kinds(res.Plan))
+	}
+	ca.refuse = false
+	repo.mu.Lock()
+	fixed := &memTree{id: "fix", files: map[string][]byte{}, parent: repo.remote}
+	for p, c := range repo.remote.files {
+		fixed.files[p] = c
+	}
+	fixed.files["le.yaml"] = []byte(strings.Replace(testIssuer, "https://acme.test/dir", "https://acme.test/directory", 1))
+	repo.remote, repo.local = fixed, fixed
+	repo.mu.Unlock()
+	res, err := r.Reconcile(context.Background(), Options{})
+	if err != nil || len(res.Issued) != 1 {
+		t.Fatalf("a fixed issuer must retry at once: %v, plan %s", err, kinds(res.Plan))
+	}
+}
+
+// Read-only is read-only: a dry run never pushes a pending commit.
+func TestDryRunNeverPushes(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a")})
+	ca := newTestCA(t)
+	now := t0
+	repo.down = true
+	r := newTestReconciler(t, repo, ca, &now)
+	r.Reconcile(context.Background(), Options{})
+	repo.mu.Lock()
+	repo.down = false
+	pushes := repo.pushes
+	repo.mu.Unlock()
+	if _, err := r.Reconcile(context.Background(), Options{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if repo.pushes != pushes {
+		t.Fatal("a dry run pushed")
+	}
+}
+
+// Draining starts no new order and records no failure.
+func TestDrainStartsNoOrder(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b")})
+	ca := newTestCA(t)
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	drain := make(chan struct{})
+	close(drain)
+	res, err := r.Reconcile(context.Background(), Options{Drain: drain})
+	if err != nil || ca.orders != 0 || res.Interrupted != 2 || len(r.Failures()) != 0 {
+		t.Fatalf("err %v, orders %d, interrupted %d, failures %v", err, ca.orders, res.Interrupted, r.Failures())
 	}
 }
