@@ -126,6 +126,18 @@ func newBed(t *testing.T, extra map[string]string) *bed {
 	return b
 }
 
+// withCluster starts an API server with the example's namespaces and
+// points the bed's runs at it.
+func (b *bed) withCluster(t *testing.T) *testbed.APIServer {
+	t.Helper()
+	api := testbed.StartAPIServer(t)
+	for _, ns := range []string{"shop", "api"} {
+		api.CreateNamespace(t, ns)
+	}
+	b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
+	return api
+}
+
 func (b *bed) run(t *testing.T, extra ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -183,11 +195,7 @@ var exampleCerts = []wantCert{
 
 func TestReconcileEndToEnd(t *testing.T) {
 	b := newBed(t, nil)
-	api := testbed.StartAPIServer(t)
-	for _, ns := range []string{"shop", "api"} {
-		api.CreateNamespace(t, ns)
-	}
-	b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
+	api := b.withCluster(t)
 	seed := b.head(t)
 
 	// A dry run plans and changes nothing.

@@ -59,11 +59,7 @@ func TestKindTypoDeletesNothing(t *testing.T) {
 	} {
 		t.Run(typo.name, func(t *testing.T) {
 			b := newBed(t, nil)
-			api := testbed.StartAPIServer(t)
-			for _, ns := range []string{"shop", "api"} {
-				api.CreateNamespace(t, ns)
-			}
-			b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
+			api := b.withCluster(t)
 			if code, out, errOut := b.run(t); code != 0 {
 				t.Fatalf("first run: %d\n%s\n%s", code, out, errOut)
 			}
@@ -238,11 +234,7 @@ func (b *bed) recipient(t *testing.T) string {
 
 func TestTwoInstancesOnOneCluster(t *testing.T) {
 	a := newBed(t, nil)
-	api := testbed.StartAPIServer(t)
-	for _, ns := range []string{"shop", "api"} {
-		api.CreateNamespace(t, ns)
-	}
-	a.args = append(a.args, "--kubeconfig", api.Kubeconfig)
+	api := a.withCluster(t)
 	if code, out, errOut := a.run(t); code != 0 {
 		t.Fatalf("instance A: %d\n%s\n%s", code, out, errOut)
 	}
