@@ -48,7 +48,7 @@ const (
 const DefaultCluster = "default"
 
 // OutputDirs are the folders that hold certsync's output, not declarations.
-func OutputDirs() []string { return []string{SecretsDir, AccountsDir, "requests/"} }
+func OutputDirs() []string { return []string{SecretsDir, AccountsDir, "requests/", ClaimsDir} }
 
 // SecretPath is where the Secret of a Certificate is kept for one cluster.
 func SecretPath(cluster, namespace, secretName string) string {

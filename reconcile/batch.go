@@ -51,6 +51,10 @@ type writer struct {
 	started     time.Time       // when the oldest unpushed result arrived
 	pushErr     error           // the last push failure, kept until a push works
 	due         map[string]bool // paths p's plan orders; built on first use
+	// claiming are the certificate paths this agent's claim names, until
+	// claimUntil; see claim.
+	claiming   map[string]bool
+	claimUntil time.Time
 }
 
 func newOutcome() *outcome {
@@ -158,6 +162,20 @@ func (w *writer) flushLocked(ctx context.Context) error {
 		}
 		w.p, w.head, w.local, w.batch, w.due = p, p.tree, p.tree, out, nil
 		w.res.Head, w.res.Plan = p.tree.Commit(), p.plan()
+		// The claim is made again on the new head, for what is still due
+		// and not claimed by whoever pushed first.
+		for path := range w.claiming {
+			if !w.stillDueLocked(path) {
+				delete(w.claiming, path)
+			}
+		}
+		claimChanges, err := w.claimChangesLocked()
+		if err != nil {
+			return err
+		}
+		for _, ch := range claimChanges {
+			w.batch.changes[ch.Path] = ch
+		}
 	}
 }
 

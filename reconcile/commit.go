@@ -74,7 +74,7 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 // (Certificate, Serial, Not-After, Reason) that tools can parse with
 // `git interpret-trailers`.
 func commitMessage(plan Plan, out *outcome) string {
-	var ordered, reencrypted, pruned, accounts []string
+	var ordered, reencrypted, pruned, accounts, claims []string
 	var trailers []string
 	for _, path := range sortedKeys(out.issued) {
 		is := out.issued[path]
@@ -96,8 +96,15 @@ func commitMessage(plan Plan, out *outcome) string {
 		}
 	}
 	for _, path := range sortedKeys(out.changes) {
-		if strings.HasPrefix(path, committed.AccountsDir) && !isReencrypt(plan, path) {
+		switch ch := out.changes[path]; {
+		case strings.HasPrefix(path, committed.AccountsDir) && !isReencrypt(plan, path):
 			accounts = append(accounts, "- "+path+": new ACME account key")
+		case strings.HasPrefix(path, committed.ClaimsDir) && ch.Delete:
+			claims = append(claims, "- "+path+": order claim released")
+		case strings.HasPrefix(path, committed.ClaimsDir):
+			if cl, err := committed.ReadClaim(path, ch.Content); err == nil {
+				claims = append(claims, fmt.Sprintf("- %s: agent %s orders %d %s (claim until %s)", path, cl.Agent, len(cl.Certificates), plural(len(cl.Certificates), "certificate"), committed.FormatTime(cl.Expires)))
+			}
 		}
 	}
 	var subject []string
@@ -110,12 +117,20 @@ func commitMessage(plan Plan, out *outcome) string {
 	if n := len(pruned); n > 0 {
 		subject = append(subject, fmt.Sprintf("prune %d", n))
 	}
-	if len(subject) == 0 {
+	switch {
+	case len(subject) > 0:
+	case len(accounts) > 0:
 		subject = append(subject, "add ACME account key")
+	case len(claims) > 0 && strings.HasSuffix(claims[0], "released"):
+		subject = append(subject, "release order claim")
+	case len(claims) > 0:
+		subject = append(subject, "claim certificates for ordering")
+	default:
+		subject = append(subject, "update")
 	}
 	var b strings.Builder
 	b.WriteString("certsync: " + strings.Join(subject, ", ") + "\n")
-	for _, section := range [][]string{ordered, reencrypted, pruned, accounts} {
+	for _, section := range [][]string{ordered, reencrypted, pruned, accounts, claims} {
 		if len(section) > 0 {
 			b.WriteString("\n" + strings.Join(section, "\n") + "\n")
 		}

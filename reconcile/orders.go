@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
@@ -88,27 +89,137 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 	if len(orders) == 0 {
 		return res
 	}
+	orders = r.encryptable(ctx, p, orders, &res)
+	if len(orders) == 0 {
+		return res
+	}
 	issuers := newIssuerCache(r, p, w)
 	r.log.Info("ordering certificates", "count", len(orders), "concurrency", r.cfg.Concurrency)
+	prog := &progress{total: len(orders)}
+	// Orders go in chunks of one batch: each chunk is claimed in Git
+	// first, so no other agent orders the same certificates.
+	for start := 0; start < len(orders); start += w.cfg.Size {
+		rest := len(orders) - start
+		if stopped(ctx, drain) {
+			res.interrupted += rest
+			r.log.Info("stopping: no new orders; waiting for those in flight", "not started", rest)
+			break
+		}
+		part := orders[start:min(start+w.cfg.Size, len(orders))]
+		paths := make([]string, len(part))
+		for i, a := range part {
+			paths[i] = a.Path
+		}
+		held, err := w.claim(ctx, paths)
+		if err != nil {
+			res.interrupted += rest
+			res.problems = append(res.problems, fmt.Errorf("not ordering %d certificates: %w", rest, err))
+			r.log.Error("not ordering: the order claim could not be pushed, and ordering without one could order twice; the next pass tries again", "certificates", rest, "error", err)
+			break
+		}
+		if skipped := len(part) - len(held); skipped > 0 {
+			prog.add(skipped)
+			r.log.Info("not ordering certificates another agent claimed or committed first", "count", skipped)
+		}
+		heldSet := map[string]bool{}
+		for _, path := range held {
+			heldSet[path] = true
+		}
+		stopRenewing := w.keepClaim(ctx)
+		notStarted := r.orderChunk(ctx, drain, p, issuers, w, part, heldSet, prog, &res)
+		stopRenewing()
+		if err := w.releaseClaim(ctx); err != nil {
+			res.problems = append(res.problems, err)
+		}
+		if notStarted > 0 {
+			res.interrupted += notStarted + rest - len(part)
+			r.log.Info("stopping: no new orders; waiting for those in flight", "not started", notStarted+rest-len(part))
+			break
+		}
+	}
+	return res
+}
+
+// encryptable keeps the orders whose Secret (and, for a new ACME account,
+// whose account key) the repository's .sops.yaml lets the agent encrypt:
+// a certificate that could not be committed must not be ordered. The
+// others are reported for this pass only; no backoff, since fixing
+// .sops.yaml changes no declaration.
+func (r *Reconciler) encryptable(ctx context.Context, p *pass, orders []Action, res *orderResults) []Action {
+	probe := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "certsync-probe"},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSPrivateKeyKey: []byte("probe")}}
+	checked := map[string]error{}
+	check := func(path string) error {
+		err, done := checked[path]
+		if !done {
+			_, err = r.encryptSecret(ctx, p, path, probe)
+			checked[path] = err
+		}
+		return err
+	}
+	var ok []Action
+	for _, a := range orders {
+		err := check(a.Path)
+		if decl := p.set.IssuerFor(a.Certificate); err == nil && decl != nil && decl.ACME != nil {
+			if account := committed.AccountPath(decl.Namespace, decl.ACME.PrivateKeySecretRef); !p.has(account) {
+				err = check(account)
+			}
+		}
+		if err != nil {
+			failed := a
+			failed.Reason = "not ordered: " + err.Error()
+			res.failed = append(res.failed, failed)
+			res.problems = append(res.problems, fmt.Errorf("%s: %s: not ordered, the result could not be committed: %w", a.Certificate.Source, a.Certificate.Key(), err))
+			continue
+		}
+		ok = append(ok, a)
+	}
+	return ok
+}
+
+// progress counts finished orders across chunks for the log.
+type progress struct {
+	mu          sync.Mutex
+	done, total int
+}
+
+func (p *progress) add(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	return fmt.Sprintf("%d/%d", p.done, p.total)
+}
+
+// orderChunk orders the claimed actions of part, Concurrency at a time,
+// and returns how many it did not start because the pass was stopped.
+func (r *Reconciler) orderChunk(ctx context.Context, drain <-chan struct{}, p *pass, issuers *issuerCache, w *writer, part []Action, held map[string]bool, prog *progress, res *orderResults) int {
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, r.cfg.Concurrency)
-		done int
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, r.cfg.Concurrency)
 	)
-	for i, a := range orders {
+	defer wg.Wait()
+	for i, a := range part {
+		if !held[a.Path] {
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-drain:
 		case <-ctx.Done():
 		}
 		if stopped(ctx, drain) {
-			res.interrupted += len(orders) - i
-			r.log.Info("stopping: no new orders; waiting for those in flight", "not started", len(orders)-i)
-			break
+			n := 0
+			for _, b := range part[i:] {
+				if held[b.Path] {
+					n++
+				}
+			}
+			return n
 		}
 		if !w.stillDue(a.Path) {
 			<-sem
+			prog.add(1)
 			r.log.Info("not ordering: another writer committed it meanwhile", "certificate", a.Certificate.Key())
 			continue
 		}
@@ -131,10 +242,9 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 					err = fmt.Errorf("issued serial %s but could not commit it: %w", is.Serial, err)
 				}
 			}
+			progress := prog.add(1)
 			mu.Lock()
 			defer mu.Unlock()
-			done++
-			progress := fmt.Sprintf("%d/%d", done, len(orders))
 			switch {
 			case err == nil && reused:
 				res.reused++
@@ -156,8 +266,7 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 			}
 		}()
 	}
-	wg.Wait()
-	return res
+	return 0
 }
 
 // stopped reports whether the pass must start no new order.

@@ -45,7 +45,8 @@ const (
 	// PruneSecret removes a certsync-owned Secret from the cluster whose
 	// declaration is gone.
 	PruneSecret ActionKind = "PruneSecret"
-	// Wait records a certificate that is due but backing off after failures.
+	// Wait records a certificate that is due but backing off after
+	// failures, or being ordered by another agent (see committed.Claim).
 	Wait ActionKind = "Wait"
 )
 
@@ -172,7 +173,12 @@ type State struct {
 	// RenewRequests are manual renewal requests by Certificate key, with
 	// the time they were made.
 	RenewRequests map[string]time.Time
-	Policy        Policy
+	// Agent is this agent's name; Claims are the order claims committed
+	// by agents, by certificate path. An unexpired claim of another agent
+	// holds the certificate: it is being ordered elsewhere.
+	Agent  string
+	Claims map[string]committed.Claim
+	Policy Policy
 }
 
 // Plan is the outcome of Calculate.
@@ -277,6 +283,16 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 		}
 	}
 	if kind != "" {
+		if cl, held := s.Claims[path]; held && cl.Agent != s.Agent && cl.Holds(path, s.Now) {
+			a := base
+			a.Kind, a.Reason = Wait, fmt.Sprintf("%s; agent %s is ordering it (claim until %s)", reason, cl.Agent, committed.FormatTime(cl.Expires))
+			p.Actions = append(p.Actions, a)
+			if p.NextRenewal.IsZero() || cl.Expires.Before(p.NextRenewal) {
+				p.NextRenewal = cl.Expires
+			}
+			planApply(s, p, base, &rec, ok)
+			return
+		}
 		if wait, next, holding := s.backoff(c); holding {
 			a := base
 			a.Kind, a.Reason = Wait, reason+"; "+wait

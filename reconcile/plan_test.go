@@ -170,6 +170,13 @@ func TestCalculate(t *testing.T) {
 			s.RenewRequests = map[string]time.Time{"shop/web": t0.Add(-day)}
 			return s
 		}()},
+		{name: "claimed by another agent: wait", state: claimed(state(t0, []declared.Certificate{web, api}), "agent-b", t0.Add(time.Minute), webRec.Path),
+			want: "Issue api/api; Wait shop/web"},
+		{name: "another agent's claim lapsed: order", state: claimed(state(t0, []declared.Certificate{web}), "agent-b", t0, webRec.Path),
+			want: "Issue shop/web"},
+		{name: "own claim (a restart): order", state: claimed(state(t0, []declared.Certificate{web}), "agent-a", t0.Add(time.Minute), webRec.Path),
+			want: "Issue shop/web"},
+		{name: "a claim on a certificate that is not due changes nothing", state: claimed(state(t0.Add(day), []declared.Certificate{web}, webRec), "agent-b", t0.Add(2*day), webRec.Path)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,4 +354,15 @@ func TestCommonNameDroppedByCA(t *testing.T) {
 	if p := Calculate(state(t0.Add(time.Hour), []declared.Certificate{c}, rec)); p.Count(Reissue) != 1 {
 		t.Fatalf("a changed commonName must still re-issue: %s", kinds(p))
 	}
+}
+
+// claimed marks paths as claimed by agent until expires, in a state whose
+// own agent is "agent-a".
+func claimed(s State, agent string, expires time.Time, paths ...string) State {
+	s.Agent = "agent-a"
+	s.Claims = map[string]committed.Claim{}
+	for _, p := range paths {
+		s.Claims[p] = committed.Claim{Agent: agent, Expires: expires, Certificates: paths}
+	}
+	return s
 }

@@ -29,6 +29,8 @@ type pass struct {
 	problems []error
 	// lastPlan is the plan calculated on tree.
 	lastPlan Plan
+	// claims are the order claim files of the tree, by file path.
+	claims map[string]committed.Claim
 	// requests are the manual renewal requests by Certificate key.
 	requests map[string]committed.RenewRequest
 	// verified tells, by path, which committed files were decrypted and
@@ -85,6 +87,12 @@ func verifyRecord(enc Encrypter) verifyFunc {
 
 func (p *pass) plan() Plan { return p.lastPlan }
 
+// has reports whether the pass's tree holds path.
+func (p *pass) has(path string) bool {
+	_, err := p.tree.ReadFile(path)
+	return err == nil
+}
+
 // readState reads declarations and committed records from the tree. Only
 // plaintext is read: planning never needs a decryption key.
 func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []ObservedSecret) (*pass, error) {
@@ -96,7 +104,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", SOPSConfigPath, err)
 	}
-	p := &pass{tree: tree, enc: enc, requests: map[string]committed.RenewRequest{}}
+	p := &pass{tree: tree, enc: enc, requests: map[string]committed.RenewRequest{}, claims: map[string]committed.Claim{}}
 	p.state = State{
 		Now:             r.cfg.Clock(),
 		Cluster:         r.cfg.ClusterName,
@@ -109,6 +117,8 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Observed:        map[string]Observed{},
 		Failures:        r.failureSnapshot(),
 		Policy:          r.cfg.Policy,
+		Agent:           r.cfg.Agent,
+		Claims:          map[string]committed.Claim{},
 	}
 	prefix := committed.ClusterPrefix(r.cfg.ClusterName)
 	var recordPaths, declPaths []string
@@ -144,6 +154,24 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 				continue
 			}
 			p.requests[req.Certificate] = req
+		case strings.HasPrefix(path, committed.ClaimsDir):
+			content, err := tree.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			cl, err := committed.ReadClaim(path, content)
+			if err != nil {
+				// A claim nobody can read holds nothing; the next claim
+				// an agent writes removes it.
+				r.log.Warn("ignoring an unreadable order claim", "error", err)
+				cl = committed.Claim{Path: path}
+			}
+			p.claims[path] = cl
+			for _, cert := range cl.Certificates {
+				if held, ok := p.state.Claims[cert]; !ok || cl.Expires.After(held.Expires) {
+					p.state.Claims[cert] = cl
+				}
+			}
 		case declared.IsManifestPath(path, committed.OutputDirs()):
 			declPaths = append(declPaths, path)
 		}

@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +51,15 @@ type Config struct {
 	// agent's key; without one, files are reported unverified.
 	// Default: false (the CLI turns it on when it has an age identity).
 	VerifyCommitted bool
+	// Agent names this agent in its order claims (see committed.Claim).
+	// It must differ between agents writing to one repository and should
+	// stay the same across restarts of one agent, so a restarted agent
+	// resumes its own claims at once. Default: a random name per
+	// Reconciler.
+	Agent string
+	// ClaimTTL is how long an order claim holds off other agents; an
+	// agent renews its claim while it orders. Default: 10 minutes.
+	ClaimTTL time.Duration
 }
 
 // Reconciler runs passes. It remembers order failures between passes, so
@@ -81,6 +92,16 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	if cfg.PushAttempts <= 0 {
 		cfg.PushAttempts = 5
+	}
+	if cfg.Agent == "" {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("reconcile: name the agent: %w", err)
+		}
+		cfg.Agent = "certsync-" + hex.EncodeToString(b[:])
+	}
+	if cfg.ClaimTTL <= 0 {
+		cfg.ClaimTTL = 10 * time.Minute
 	}
 	log := cfg.Logger
 	if log == nil {

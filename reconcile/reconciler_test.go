@@ -262,6 +262,8 @@ func newTestReconciler(t *testing.T, repo *memRepo, ca *testCA, now *time.Time) 
 			return ca, nil
 		},
 		Clock: func() time.Time { return *now },
+		// One name across "restarts", as the CLI's default gives.
+		Agent: "agent-1",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,9 +291,9 @@ func TestReconcileLostRaceReusesOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Pushes: the new account key (lost the race), again on the new head,
-	// then the certificates.
-	if ca.orders != 2 || len(res.Issued) != 2 || repo.pushes != 3 {
+	// Pushes: the order claim (lost the race), again on the new head, the
+	// new account key, then the certificates.
+	if ca.orders != 2 || len(res.Issued) != 2 || repo.pushes != 4 {
 		t.Fatalf("orders %d, issued %d, pushes %d: a lost race must re-commit without ordering again", ca.orders, len(res.Issued), repo.pushes)
 	}
 	for _, p := range []string{"README.md", "secrets/default/ns/a-tls.yaml", "secrets/default/ns/b-tls.yaml", "accounts/clusterissuers/le-account.yaml"} {
@@ -387,7 +389,10 @@ func TestUnpushedCertificatesAreNeverOrderedAgain(t *testing.T) {
 	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b")})
 	ca := newTestCA(t)
 	now := t0
-	repo.down = true
+	// Git goes away right after the order claim is pushed.
+	repo.beforePush = func(r *memRepo) {
+		r.beforePush = func(r *memRepo) { r.down = true }
+	}
 	if _, err := newTestReconciler(t, repo, ca, &now).Reconcile(context.Background(), Options{}); err == nil {
 		t.Fatal("a failed push must fail the pass")
 	}

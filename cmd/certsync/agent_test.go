@@ -165,7 +165,8 @@ func TestAgentLeaderElectionWebhookMetrics(t *testing.T) {
 		written[p]++
 	}
 	for p, n := range written {
-		if n != 1 {
+		// An order claim is written, then removed with the results.
+		if n != 1 && !strings.HasPrefix(p, committed.ClaimsDir) {
 			t.Errorf("%s written by %d commits, want 1", p, n)
 		}
 	}

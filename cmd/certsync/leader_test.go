@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,24 +125,25 @@ func TestAgentShutdownGraceFromEnvironment(t *testing.T) {
 	}
 }
 
-// gitGate sits in front of the Git server and holds the first push until
-// released, so a test can act while a pass is in flight.
+// gitGate sits in front of the Git server and holds one push (the hold-th)
+// until released, so a test can act while a pass is in flight.
 type gitGate struct {
 	proxy   http.Handler
-	once    sync.Once
-	arrived chan struct{} // closed when the first push arrives
+	hold    int32
+	pushes  atomic.Int32
+	arrived chan struct{} // closed when the held push arrives
 	release chan struct{} // closed by the test to let it through
 	aborted atomic.Bool   // the held push was cancelled by the agent
 }
 
-func startGitGate(t *testing.T, b *bed) *gitGate {
+func startGitGate(t *testing.T, b *bed, hold int32) *gitGate {
 	t.Helper()
 	target, err := url.Parse(b.git.URL("certs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	target.Path = ""
-	g := &gitGate{proxy: httputil.NewSingleHostReverseProxy(target), arrived: make(chan struct{}), release: make(chan struct{})}
+	g := &gitGate{proxy: httputil.NewSingleHostReverseProxy(target), hold: hold, arrived: make(chan struct{}), release: make(chan struct{})}
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	for i := range b.args {
@@ -165,9 +165,7 @@ func (g *gitGate) open() {
 
 func (g *gitGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
-		first := false
-		g.once.Do(func() { first = true })
-		if first {
+		if g.pushes.Add(1) == g.hold {
 			close(g.arrived)
 			select {
 			case <-g.release:
@@ -226,7 +224,8 @@ spec:
 	b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
 	kc := kube(t, api)
 	logs := &lockedBuffer{}
-	gate := startGitGate(t, b)
+	// Push 1 is the order claim; push 2 carries the certificate.
+	gate := startGitGate(t, b, 2)
 
 	r := startReplica(t, b, "replica-a", logs)
 	select {
@@ -269,8 +268,8 @@ spec:
 		t.Fatalf("agent did not exit after its pass\nlogs:\n%s", logs)
 	}
 	// The pass finished: pushed, then applied.
-	if n := strings.Count(gitCmd(t, b.bare, "log", "--format=%an", seed+"..main"), "certsync"); n != 1 {
-		t.Errorf("certsync commits = %d, want 1\nlogs:\n%s", n, logs)
+	if n := strings.Count(gitCmd(t, b.bare, "log", "--format=%an", seed+"..main"), "certsync"); n != 2 {
+		t.Errorf("certsync commits = %d, want 2 (claim, certificate)\nlogs:\n%s", n, logs)
 	}
 	if _, err := kc.CoreV1().Secrets("shop").Get(context.Background(), "www-tls", metav1.GetOptions{}); err != nil {
 		t.Errorf("www-tls not applied by the pass: %v\nlogs:\n%s", err, logs)

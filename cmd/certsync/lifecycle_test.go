@@ -199,7 +199,8 @@ func TestLifecycle(t *testing.T) {
 			content, _ := committed.MarshalRenewRequest(committed.RenewRequest{Certificate: "shop/checkout", RequestedAt: t2.Add(time.Minute), RequestedBy: "dev"})
 			writeFile(t, filepath.Join(dir, committed.RenewRequestPath("shop", "checkout")), string(content))
 		})
-		b.git.SetPushDown(true)
+		// The order claim is pushed, then Git goes away.
+		b.git.FailPushesAfter(1)
 		o := b.acme.Orders()
 		if _, err := b.pass(t, t2.Add(2*time.Minute)); err == nil || !strings.Contains(err.Error(), "kept locally") {
 			t.Fatalf("a pass whose push fails must say the commit is kept: %v", err)

@@ -174,6 +174,8 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 	}
 	cfg := reconcile.Config{
 		Batching:    reconcile.Batching{Size: o.BatchSize, Interval: o.BatchInterval},
+		Agent:       o.agentID(),
+		ClaimTTL:    o.ClaimTTL,
 		Failures:    failures,
 		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),

@@ -48,6 +48,11 @@ type options struct {
 	GitTimeout              time.Duration
 	ACMECAFile              string
 
+	// AgentID names this agent in its order claims; ClaimTTL is how long
+	// a claim holds other agents off.
+	AgentID  string
+	ClaimTTL time.Duration
+
 	Concurrency   int
 	BatchSize     int
 	BatchInterval time.Duration
@@ -107,6 +112,8 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	fs.IntVar(&o.Concurrency, "concurrency", atoi(envOr(getenv, "concurrency", "8")), "orders in flight at once")
 	fs.IntVar(&o.BatchSize, "batch-size", atoi(envOr(getenv, "batch-size", "50")), "push issued certificates in batches of this many (each is committed locally at once)")
 	duration(&o.BatchInterval, "batch-interval", 30*time.Second, "push issued certificates at least this often while a pass orders")
+	str(&o.AgentID, "agent-id", "", "this agent's name in the order claims it commits so several agents never order one certificate twice; must differ between agents and stay the same across restarts (default: host name and a digest of --cache-dir)")
+	duration(&o.ClaimTTL, "claim-ttl", 10*time.Minute, "how long an order claim keeps other agents from ordering the claimed certificates if this agent dies (it is renewed while ordering)")
 	duration(&o.GitTimeout, "git-timeout", 2*time.Minute, "give up a Git fetch or push that takes longer")
 	duration(&o.DNS01PropagationTimeout, "dns01-propagation-timeout", time.Minute, "give up waiting for a DNS-01 TXT record to become visible after this long")
 	boolean(&o.DryRun, "dry-run", false, "print the plan; change nothing")
@@ -143,6 +150,25 @@ func (o *options) cacheDir() string {
 	}
 	sum := sha256.Sum256([]byte(o.Repo + "#" + o.Branch))
 	return filepath.Join(base, "certsync", "repos", hex.EncodeToString(sum[:8]))
+}
+
+// agentID is --agent-id, or a name that is stable across restarts of
+// this agent and distinct between agents: two agents never share a
+// clone, so the clone's directory tells them apart on one host.
+func (o *options) agentID() string {
+	if o.AgentID != "" {
+		return o.AgentID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "certsync"
+	}
+	dir, err := filepath.Abs(o.cacheDir())
+	if err != nil {
+		dir = o.cacheDir()
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return host + "-" + hex.EncodeToString(sum[:3])
 }
 
 // owner identifies this agent to the cluster: the Secrets it may observe

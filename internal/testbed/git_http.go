@@ -21,12 +21,15 @@ type GitHTTP struct {
 	mu       sync.Mutex
 	down     bool
 	pushDown bool
+	// pushesLeft, when not negative, is how many more pushes are
+	// accepted before pushes fail (FailPushesAfter).
+	pushesLeft int
 }
 
 // StartGitHTTP starts the server; an empty username means no auth.
 func StartGitHTTP(t TB, username, password string) *GitHTTP {
 	t.Helper()
-	g := &GitHTTP{t: t, git: Git(t), Root: t.TempDir()}
+	g := &GitHTTP{t: t, git: Git(t), Root: t.TempDir(), pushesLeft: -1}
 	backend := &cgi.Handler{
 		Path: g.git,
 		Args: []string{"http-backend"},
@@ -41,7 +44,7 @@ func StartGitHTTP(t TB, username, password string) *GitHTTP {
 		g.mu.Lock()
 		down := g.down
 		g.mu.Unlock()
-		if down || (g.pushRefused() && strings.Contains(r.URL.String(), "git-receive-pack")) {
+		if down || (g.pushRefused(r) && strings.Contains(r.URL.String(), "git-receive-pack")) {
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 			return
 		}
@@ -75,9 +78,25 @@ func (g *GitHTTP) SetPushDown(down bool) {
 	g.pushDown = down
 }
 
-func (g *GitHTTP) pushRefused() bool {
+// FailPushesAfter accepts n more pushes, then refuses pushes (as
+// SetPushDown(true)) until SetPushDown(false): the remote goes away in the
+// middle of a pass.
+func (g *GitHTTP) FailPushesAfter(n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.pushesLeft = n
+}
+
+func (g *GitHTTP) pushRefused(r *http.Request) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pushesLeft >= 0 && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+		if g.pushesLeft == 0 {
+			g.pushDown, g.pushesLeft = true, -1
+		} else {
+			g.pushesLeft--
+		}
+	}
 	return g.pushDown
 }
 
