@@ -2,6 +2,7 @@ package declared
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -117,9 +118,20 @@ func (s *Set) checkSecrets() {
 	for _, sec := range s.Secrets {
 		var err error
 		if idx := byKey[sec.Key()]; len(idx) > 1 {
-			var where []string
+			sources := make([]Source, 0, len(idx))
 			for _, i := range idx {
-				where = append(where, s.Secrets[i].Source.String())
+				sources = append(sources, s.Secrets[i].Source)
+			}
+			// Files are parsed in parallel: list them in a stable order.
+			sort.Slice(sources, func(a, b int) bool {
+				if sources[a].File != sources[b].File {
+					return sources[a].File < sources[b].File
+				}
+				return sources[a].Line < sources[b].Line
+			})
+			var where []string
+			for _, src := range sources {
+				where = append(where, src.String())
 			}
 			err = fmt.Errorf("declared %d times (%s): keep one", len(idx), strings.Join(where, ", "))
 		} else if cert, ok := written[sec.Key()]; ok {
