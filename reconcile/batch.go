@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -156,6 +157,9 @@ func (w *writer) flushLocked(ctx context.Context) error {
 			return fmt.Errorf("push: lost the race %d times; the certificates stay committed locally and are re-planned next pass: %w", attempt, err)
 		}
 		w.r.log.Info("push lost a race; planning again on the new head", "attempt", attempt)
+		if err := pause(ctx, attempt); err != nil {
+			return fmt.Errorf("push: lost a race and stopped before trying again: %w", err)
+		}
 		p, out, err := w.r.replan(ctx, w.batch)
 		if err != nil {
 			return err
@@ -222,4 +226,17 @@ func (w *writer) remoteFile(path string) ([]byte, error) {
 	head := w.head
 	w.mu.Unlock()
 	return head.ReadFile(path)
+}
+
+// pause waits a random time that grows with attempt (up to 100 ms per
+// attempt), so agents that lost a push race to each other spread out.
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(rand.N(time.Duration(attempt) * 100 * time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -89,22 +89,16 @@ func (w *writer) keepClaim(ctx context.Context) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-// releaseClaim removes the claim with the commit that carries the
-// results. With no results to push (every order failed) it is left to
-// lapse rather than pushed alone: history gets no commit that says
-// nothing, and other agents wait out this agent's failures too.
-func (w *writer) releaseClaim(ctx context.Context) error {
+// releaseClaim removes the claim with the next commit (results still to
+// push, or one of its own); with release false it is left to lapse.
+func (w *writer) releaseClaim(ctx context.Context, release bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.claiming = nil
-	own := committed.ClaimPath(w.r.cfg.Agent)
-	for path := range w.batch.changes {
-		if path != own {
-			return w.commitClaimLocked(ctx)
-		}
+	if !release {
+		return nil
 	}
-	delete(w.batch.changes, own)
-	return nil
+	return w.commitClaimLocked(ctx)
 }
 
 // commitClaimLocked commits the claim's current state locally and adds it

@@ -39,6 +39,11 @@ func (o *outcome) add(path string, content []byte) {
 	o.changes[path] = FileChange{Path: path, Content: content}
 }
 
+// errNotOrdered marks an error that stopped an order before anything
+// reached the CA (the account key could not be committed): the
+// certificate is not backed off, the next pass orders it.
+var errNotOrdered = errors.New("not ordered")
+
 // orderResults is what the order step did besides what it wrote.
 type orderResults struct {
 	problems    []error
@@ -126,9 +131,14 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 			heldSet[path] = true
 		}
 		stopRenewing := w.keepClaim(ctx)
+		failedBefore := len(res.failed)
 		notStarted := r.orderChunk(ctx, drain, p, issuers, w, part, heldSet, prog, &res)
 		stopRenewing()
-		if err := w.releaseClaim(ctx); err != nil {
+		// When every order of the chunk failed at the CA, the claim is
+		// left to lapse: other agents wait out the failure too, and no
+		// commit says nothing. Otherwise it goes with the results.
+		allFailed := len(held) > 0 && notStarted == 0 && len(res.failed)-failedBefore == len(held)
+		if err := w.releaseClaim(ctx, !allFailed); err != nil {
 			res.problems = append(res.problems, err)
 		}
 		if notStarted > 0 {
@@ -256,6 +266,11 @@ func (r *Reconciler) orderChunk(ctx context.Context, drain <-chan struct{}, p *p
 				// Shutdown is never an order failure: no backoff.
 				res.interrupted++
 				r.log.Warn("order interrupted by shutdown; it is ordered again next pass", "certificate", key, "progress", progress)
+			case errors.Is(err, errNotOrdered):
+				// Nothing reached the CA: no backoff either.
+				res.interrupted++
+				res.problems = append(res.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
+				r.log.Warn("not ordered; it is ordered next pass", "certificate", key, "progress", progress, "error", err)
 			default:
 				r.recordFailure(key, p.state.Fingerprints[key], r.cfg.Clock(), err)
 				failed := a
@@ -522,7 +537,9 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 		return nil, nil
 	}
 	path := committed.AccountPath(decl.Namespace, decl.ACME.PrivateKeySecretRef)
-	content, err := c.p.tree.ReadFile(path)
+	// The remote head as this pass last saw it, not the tree it planned
+	// on: another agent may have created the account since.
+	content, err := c.w.remoteFile(path)
 	switch {
 	case err == nil:
 		return c.readAccountKey(ctx, path, content)
@@ -537,7 +554,7 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 		key, err := c.readAccountKey(ctx, path, carried)
 		if err == nil {
 			if err := c.w.add(ctx, []FileChange{{Path: path, Content: carried}}, "", nil, nil, true); err != nil && !c.w.localOnly(err) {
-				return nil, fmt.Errorf("commit the ACME account key: %w", err)
+				return nil, fmt.Errorf("%w: commit the ACME account key: %w", errNotOrdered, err)
 			}
 			return key, nil
 		}
@@ -560,7 +577,7 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 	}
 	c.r.log.Info("generated ACME account key; committing it before registering", "issuer", decl.Key(), "path", path)
 	if err := c.w.add(ctx, []FileChange{{Path: path, Content: enc}}, "", nil, nil, true); err != nil && !c.w.localOnly(err) {
-		return nil, fmt.Errorf("commit the new ACME account key: %w", err)
+		return nil, fmt.Errorf("%w: commit the new ACME account key: %w", errNotOrdered, err)
 	}
 	// Another agent may have pushed its own key first: use that one.
 	if theirs, err := c.w.remoteFile(path); err == nil && !bytes.Equal(theirs, enc) {

@@ -31,7 +31,8 @@ type Config struct {
 	// Concurrency is how many orders run at once. Default: 8.
 	Concurrency int
 	// PushAttempts bounds fetch-replan-commit-push rounds after lost push
-	// races. Default: 5.
+	// races; rounds are spaced by a growing random pause, so agents that
+	// collide do not collide again. Default: 10.
 	PushAttempts int
 	Policy       Policy
 	Logger       *slog.Logger
@@ -91,7 +92,7 @@ func New(cfg Config) (*Reconciler, error) {
 		cfg.Concurrency = 8
 	}
 	if cfg.PushAttempts <= 0 {
-		cfg.PushAttempts = 5
+		cfg.PushAttempts = 10
 	}
 	if cfg.Agent == "" {
 		var b [6]byte

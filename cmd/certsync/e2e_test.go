@@ -40,7 +40,14 @@ var (
 // TestMain sets what an operator of the test DNS server would: it has no
 // propagation delay, so lego's rfc2136 provider need not wait 60 s between
 // the names of one order (apex and wildcard share a TXT record name).
+//
+// With CERTSYNC_TEST_MAIN=1 the test binary is the certsync command: the
+// fault tests run it as a child process they can kill.
 func TestMain(m *testing.M) {
+	if os.Getenv("CERTSYNC_TEST_MAIN") == "1" {
+		main()
+		return
+	}
 	os.Setenv("RFC2136_SEQUENCE_INTERVAL", "1")
 	os.Exit(m.Run())
 }

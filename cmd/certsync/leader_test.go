@@ -226,6 +226,7 @@ spec:
 	logs := &lockedBuffer{}
 	// Push 1 is the order claim; push 2 carries the certificate.
 	gate := startGitGate(t, b, 2)
+	orders := b.acme.Orders()
 
 	r := startReplica(t, b, "replica-a", logs)
 	select {
@@ -277,6 +278,9 @@ spec:
 	list, err := kc.CoreV1().Secrets("").List(context.Background(), metav1.ListOptions{LabelSelector: committed.ManagedByLabel + "=" + committed.ManagedByValue})
 	if err != nil || len(list.Items) != 3 {
 		t.Errorf("Secrets applied: %d (err %v), want 3", len(list.Items), err)
+	}
+	if n := b.acme.Orders() - orders; n != 1 {
+		t.Errorf("orders = %d, want 1 (www alone)", n)
 	}
 	// Released before the agent returned.
 	if h := leaseNow(t, kc).holder; h != "" {

@@ -57,11 +57,14 @@ type ACME struct {
 	// server: tests use lego's real "httpreq" provider against it.
 	HTTPReqURL string
 
-	ca      *ca.CAImpl
-	db      *db.MemoryStore
-	dns     *challtestsrv.ChallSrv
-	orders  atomic.Int64
-	mu      sync.Mutex
+	ca       *ca.CAImpl
+	db       *db.MemoryStore
+	dns      *challtestsrv.ChallSrv
+	orders   atomic.Int64
+	accounts atomic.Int64
+	mu       sync.Mutex
+	// hook sees every request before Pebble does (SetHook).
+	hook    func(*http.Request)
 	failing []injectedFailure
 	// replaces are the non-empty "replaces" fields of newOrder requests.
 	replaces []string
@@ -126,7 +129,20 @@ func StartACME(t TB, opts ACMEOptions) *ACME {
 // and lego's first poll waits 5 s per order.
 func (a *ACME) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		hook := a.hook
+		a.mu.Unlock()
+		if hook != nil {
+			hook(r)
+		}
 		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/sign-me-up":
+			rec := &statusRecorder{ResponseWriter: w}
+			h.ServeHTTP(rec, r)
+			if rec.status == http.StatusCreated {
+				a.accounts.Add(1)
+			}
+			return
 		case r.Method == http.MethodPost && r.URL.Path == "/order-plz":
 			a.recordReplaces(r)
 			if f, ok := a.nextFailure(); ok {
@@ -174,6 +190,29 @@ func (a *ACME) awaitChallenge(id string, body []byte) []byte {
 	}
 	return body
 }
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// SetHook calls fn with every request before Pebble handles it (nil
+// removes it): a test can act at an exact step of an order, e.g. kill the
+// client when it asks to finalize ("/finalize-order/").
+func (a *ACME) SetHook(fn func(*http.Request)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hook = fn
+}
+
+// Accounts counts the ACME accounts created (201 to newAccount).
+func (a *ACME) Accounts() int { return int(a.accounts.Load()) }
 
 // Fail makes the next n newOrder requests fail with an ACME problem
 // (e.g. 429 "urn:ietf:params:acme:error:rateLimited"), with Retry-After.
