@@ -361,6 +361,11 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 			r.log.Warn("no renewal window from the CA; using the computed renewal time", "certificate", c.Key(), "error", err)
 		} else if ok {
 			window = &w
+			next := w.RetryAfter
+			if next.IsZero() {
+				next = r.cfg.Clock().Add(defaultPollInterval)
+			}
+			r.setWindow(a.Path, Window{Serial: pki.Serial(cert.Leaf), Start: w.Start, End: w.End, NextPoll: next})
 		}
 	}
 	keyPEM, err := pki.MarshalKey(key, c.PrivateKey.Encoding)
@@ -539,7 +544,16 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 	path := committed.AccountPath(decl.Namespace, decl.ACME.PrivateKeySecretRef)
 	// The remote head as this pass last saw it, not the tree it planned
 	// on: another agent may have created the account since.
-	content, err := c.w.remoteFile(path)
+	var content []byte
+	var err error
+	if c.w == nil {
+		// Read-only use (polling renewal windows): never create an account.
+		if content, err = c.p.tree.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read the ACME account key %s: %w", path, err)
+		}
+	} else {
+		content, err = c.w.remoteFile(path)
+	}
 	switch {
 	case err == nil:
 		return c.readAccountKey(ctx, path, content)

@@ -178,7 +178,10 @@ type State struct {
 	// holds the certificate: it is being ordered elsewhere.
 	Agent  string
 	Claims map[string]committed.Claim
-	Policy Policy
+	// Windows are renewal windows the CA suggested since issuance (ACME
+	// ARI), by path; they replace the committed window of the same serial.
+	Windows map[string]Window
+	Policy  Policy
 }
 
 // Plan is the outcome of Calculate.
@@ -271,12 +274,17 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 	default:
 		base.Committed = &rec
 		kind, reason = reissueReason(c, &rec)
+		moved := ""
+		if w, polled := s.Windows[path]; polled && w.Serial == rec.Serial && !w.Start.IsZero() && !w.Start.Equal(rec.RenewalWindowStart) {
+			rec.RenewalWindowStart, rec.RenewalWindowEnd = w.Start, w.End
+			moved = " (the CA moved the renewal window)"
+		}
 		if kind == "" {
 			renewAt := RenewalTime(c, &rec, s.Policy)
 			if req, asked := s.RenewRequests[c.Key()]; asked && req.After(rec.IssuedAt) {
 				kind, reason = Renew, "renewal requested at "+committed.FormatTime(req)
 			} else if !s.Now.Before(renewAt) {
-				kind, reason = Renew, "renewal time "+committed.FormatTime(renewAt)+" reached (expires "+committed.FormatTime(rec.NotAfter)+")"
+				kind, reason = Renew, "renewal time "+committed.FormatTime(renewAt)+" reached"+moved+" (expires "+committed.FormatTime(rec.NotAfter)+")"
 			} else if p.NextRenewal.IsZero() || renewAt.Before(p.NextRenewal) {
 				p.NextRenewal = renewAt
 			}

@@ -176,6 +176,16 @@ func TestCalculate(t *testing.T) {
 			want: "Issue shop/web"},
 		{name: "own claim (a restart): order", state: claimed(state(t0, []declared.Certificate{web}), "agent-a", t0.Add(time.Minute), webRec.Path),
 			want: "Issue shop/web"},
+		{name: "the CA moved the renewal window forward: renew", state: func() State {
+			s := state(t0.Add(day), []declared.Certificate{web}, webRec)
+			s.Windows = map[string]Window{webRec.Path: {Serial: webRec.Serial, Start: t0, End: t0.Add(time.Hour)}}
+			return s
+		}(), want: "Renew shop/web", wantReason: "moved the renewal window"},
+		{name: "a window polled for an older serial is ignored", state: func() State {
+			s := state(t0.Add(day), []declared.Certificate{web}, webRec)
+			s.Windows = map[string]Window{webRec.Path: {Serial: "00", Start: t0, End: t0.Add(time.Hour)}}
+			return s
+		}()},
 		{name: "a claim on a certificate that is not due changes nothing", state: claimed(state(t0.Add(day), []declared.Certificate{web}, webRec), "agent-b", t0.Add(2*day), webRec.Path)},
 	}
 	for _, tt := range tests {

@@ -58,6 +58,11 @@ type Config struct {
 	// resumes its own claims at once. Default: a random name per
 	// Reconciler.
 	Agent string
+	// Windows restores the renewal windows polled by an earlier process
+	// (Reconciler.Windows); PollsPerPass bounds the renewal-information
+	// requests of one pass. Default: DefaultPollsPerPass.
+	Windows      map[string]Window
+	PollsPerPass int
 	// ClaimTTL is how long an order claim holds off other agents; an
 	// agent renews its claim while it orders. Default: 10 minutes.
 	ClaimTTL time.Duration
@@ -71,6 +76,7 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	failures map[string]Failure
+	windows  map[string]Window // polled renewal windows by path (ARI)
 	cache    parseCache
 	// carried are the files of local commits set aside because the remote
 	// moved on; see pushPending. Only for the pass that set them aside.
@@ -101,6 +107,9 @@ func New(cfg Config) (*Reconciler, error) {
 		}
 		cfg.Agent = "certsync-" + hex.EncodeToString(b[:])
 	}
+	if cfg.PollsPerPass <= 0 {
+		cfg.PollsPerPass = DefaultPollsPerPass
+	}
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = 10 * time.Minute
 	}
@@ -112,7 +121,11 @@ func New(cfg Config) (*Reconciler, error) {
 	for k, v := range cfg.Failures {
 		failures[k] = v
 	}
-	return &Reconciler{cfg: cfg, log: log, failures: failures}, nil
+	windows := map[string]Window{}
+	for k, v := range cfg.Windows {
+		windows[k] = v
+	}
+	return &Reconciler{cfg: cfg, log: log, failures: failures, windows: windows}, nil
 }
 
 // Options change one pass.
@@ -198,6 +211,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 		res.Problems = append(res.Problems, p)
 	}
 	res.Problems = append(res.Problems, st.problems...)
+	if !opts.DryRun {
+		r.pollWindows(ctx, st)
+	}
+	st.state.Windows = r.windowsFor(st.state.Committed)
 	res.Plan = Calculate(st.state)
 	st.lastPlan = res.Plan
 	for _, w := range res.Plan.Warnings {

@@ -277,3 +277,45 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("plaintext private key in Git objects %v", ids)
 	}
 }
+
+// TestRenewalWindowMovedByTheCA: a CA that must revoke a certificate early
+// moves its ARI renewal window forward. The agent asks again once the
+// CA's Retry-After has passed (not before), and renews that certificate
+// alone, naming it as the one replaced.
+func TestRenewalWindowMovedByTheCA(t *testing.T) {
+	b := newBed(t, nil)
+	b.edit(t, "HTTP-01 only", func(dir string) {
+		if err := os.Remove(filepath.Join(dir, "certificates/shop/wildcard.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	now := time.Now()
+	b.mustPass(t, now)
+	checkout, api := b.record(t, "shop", "checkout-tls"), b.record(t, "api", "api-tls")
+	if checkout.RenewalWindowStart.IsZero() {
+		t.Fatal("no renewal window committed at issuance")
+	}
+	if err := b.acme.SetRenewalWindow(checkout.Serial, now.Add(-2*time.Hour), now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	orders, replaced := b.acme.Orders(), len(b.acme.Replaces())
+
+	// Pebble's Retry-After is 6 hours: an hour later nobody asks.
+	if res := b.mustPass(t, now.Add(time.Hour)); len(res.Issued) != 0 || b.acme.Orders() != orders {
+		t.Fatalf("renewed before the CA's Retry-After: %+v", res.Issued)
+	}
+	res := b.mustPass(t, now.Add(6*time.Hour+time.Minute))
+	if len(res.Issued) != 1 || res.Issued[0].Certificate != "shop/checkout" || !strings.Contains(res.Issued[0].Reason, "moved the renewal window") {
+		t.Fatalf("want shop/checkout renewed for its moved window, got %+v", res.Issued)
+	}
+	if b.acme.Orders() != orders+1 || len(b.acme.Replaces()) != replaced+1 {
+		t.Fatalf("orders +%d, replaces +%d; want one ARI replacement", b.acme.Orders()-orders, len(b.acme.Replaces())-replaced)
+	}
+	if b.record(t, "api", "api-tls").Serial != api.Serial {
+		t.Error("api-tls renewed although its window did not move")
+	}
+	// The new certificate has its own window: the next pass is quiet.
+	if res := b.mustPass(t, now.Add(6*time.Hour+2*time.Minute)); len(res.Issued) != 0 {
+		t.Fatalf("renewed again: %+v", res.Issued)
+	}
+}

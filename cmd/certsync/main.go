@@ -131,8 +131,8 @@ func reconcileOnce(ctx context.Context, o *options, getenv func(string) string, 
 	defer stopGrace()
 	res, err := rec.Reconcile(passCtx, reconcile.Options{DryRun: o.DryRun, Drain: ctx.Done()})
 	if !o.DryRun {
-		if serr := saveFailures(o.stateDir(), rec.Failures()); serr != nil {
-			log.Warn("backoff state not saved", "error", serr)
+		if serr := saveAgentState(o.stateDir(), rec); serr != nil {
+			log.Warn("agent state (backoff, renewal windows) not saved; a restart may repeat some work", "error", serr)
 		}
 	}
 	return res, err
@@ -172,11 +172,17 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		cleanup()
 		return nil, noop, err
 	}
+	windows, err := loadWindows(o.stateDir())
+	if err != nil {
+		cleanup()
+		return nil, noop, err
+	}
 	cfg := reconcile.Config{
 		Batching:    reconcile.Batching{Size: o.BatchSize, Interval: o.BatchInterval},
 		Agent:       o.agentID(),
 		ClaimTTL:    o.ClaimTTL,
 		Failures:    failures,
+		Windows:     windows,
 		Repo:        repo,
 		Encryption:  encrypterFactory(identities, log),
 		Issuers:     issuerFactory(http01, dns, o.dns01AllowedProviders(), extraRoots, log),

@@ -200,8 +200,8 @@ func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *opt
 		// back to the OS now rather than keep the peak resident for the
 		// minute the agent sleeps (10,000 certificates: ~260 → ~150 MB RSS).
 		debug.FreeOSMemory()
-		if serr := saveFailures(o.stateDir(), rec.Failures()); serr != nil {
-			log.Warn("backoff state not saved", "error", serr)
+		if serr := saveAgentState(o.stateDir(), rec); serr != nil {
+			log.Warn("agent state (backoff, renewal windows) not saved; a restart may repeat some work", "error", serr)
 		}
 		if err != nil {
 			failedPasses++

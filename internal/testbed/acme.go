@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -209,6 +210,22 @@ func (a *ACME) SetHook(fn func(*http.Request)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.hook = fn
+}
+
+// SetRenewalWindow makes the CA suggest [start, end] as the renewal
+// window (ARI) of the certificate with the given hex serial, as a CA does
+// when it must revoke certificates early.
+func (a *ACME) SetRenewalWindow(serialHex string, start, end time.Time) error {
+	serial, ok := new(big.Int).SetString(serialHex, 16)
+	if !ok {
+		return fmt.Errorf("serial %q is not hex", serialHex)
+	}
+	body, err := json.Marshal(map[string]any{"suggestedWindow": map[string]string{
+		"start": start.UTC().Format(time.RFC3339), "end": end.UTC().Format(time.RFC3339)}})
+	if err != nil {
+		return err
+	}
+	return a.db.SetARIResponse(serial, string(body))
 }
 
 // Accounts counts the ACME accounts created (201 to newAccount).
