@@ -130,6 +130,16 @@ func Exposed(p string, content []byte) ([]string, error) {
 	return f.plaintext, nil
 }
 
+// Encrypted reports whether a committed file has a sops section at all;
+// one without was written in plaintext and has nothing to decrypt.
+func Encrypted(p string, content []byte) (bool, error) {
+	f, err := readFile(p, content)
+	if err != nil {
+		return false, err
+	}
+	return f.SOPS != nil, nil
+}
+
 func (f *file) recipients() []string {
 	if f.SOPS == nil {
 		return nil

@@ -428,7 +428,7 @@ func (r *Reconciler) privateKey(ctx context.Context, p *pass, a Action) (crypto.
 func (r *Reconciler) reencrypt(ctx context.Context, p *pass, a Action) ([]byte, error) {
 	var s *corev1.Secret
 	var err error
-	if a.Committed != nil && !a.Committed.Encrypted {
+	if !r.committedEncrypted(p, a) {
 		s, err = r.plaintextSecret(p, a.Path) // committed without SOPS: nothing to decrypt
 	} else {
 		s, err = r.decryptSecret(ctx, p, a.Path)
@@ -453,6 +453,20 @@ func (r *Reconciler) encryptSecret(ctx context.Context, p *pass, path string, s 
 		return nil, fmt.Errorf("encrypt %s: %w", path, err)
 	}
 	return content, nil
+}
+
+// committedEncrypted reports whether the file a acts on was committed
+// with SOPS; certificates carry it in their record, account keys are read.
+func (r *Reconciler) committedEncrypted(p *pass, a Action) bool {
+	if a.Committed != nil {
+		return a.Committed.Encrypted
+	}
+	content, err := p.tree.ReadFile(a.Path)
+	if err != nil {
+		return true // let decryption report it
+	}
+	enc, err := committed.Encrypted(a.Path, content)
+	return err != nil || enc
 }
 
 // plaintextSecret reads a committed Secret that was written without SOPS.

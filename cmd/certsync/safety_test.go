@@ -15,10 +15,12 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/internal/testbed"
+	"github.com/certsync/certsync/render"
 )
 
 // keyMarkers are what a private key looks like in a Git object: PEM
@@ -117,7 +119,12 @@ func TestPlaintextCommittedIsReissued(t *testing.T) {
 	// An older tool, or a person, committed the Secret with data in the
 	// clear (sops with a rule that encrypts nothing).
 	plain := b.sopsDecryptRaw(t, path)
+	// And the ACME account key without sops at all.
+	accountPath := committed.AccountPath("", "letsencrypt-staging-account")
+	plainAccount := b.sopsDecryptRaw(t, accountPath)
+	accounts := b.acme.Accounts()
 	b.edit(t, "leak", func(dir string) {
+		writeFile(t, filepath.Join(dir, accountPath), string(plainAccount))
 		f := filepath.Join(t.TempDir(), "plain.yaml")
 		writeFile(t, f, string(plain))
 		recipient := b.recipient(t)
@@ -144,6 +151,22 @@ func TestPlaintextCommittedIsReissued(t *testing.T) {
 	if !strings.HasPrefix(strings.TrimSpace(strings.SplitN(string(b.file(t, path)), "tls.key:", 2)[1]), "ENC[") {
 		t.Error("the repaired file is not encrypted")
 	}
+	// The account key is encrypted again and kept: no new account.
+	if got := b.sopsDecrypt(t, accountPath); !bytes.Equal(got.Data["tls.key"], mustParse(t, plainAccount).Data["tls.key"]) {
+		t.Error("the account key changed")
+	}
+	if b.acme.Accounts() != accounts {
+		t.Errorf("%d new ACME accounts", b.acme.Accounts()-accounts)
+	}
+}
+
+func mustParse(t *testing.T, plain []byte) *corev1.Secret {
+	t.Helper()
+	s, err := render.Parse(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestTamperedFileIsRepaired(t *testing.T) {
