@@ -70,3 +70,42 @@ func TestNextPassIn(t *testing.T) {
 		}
 	}
 }
+
+// CERTSYNC_<FLAG> is parsed as the flag would be: a value that does not
+// parse stops the command, booleans read like the command line, and the
+// command line wins.
+func TestEnvironmentConfiguresFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string
+		check   func(*options) bool
+	}{
+		{name: "a number that is not", env: map[string]string{"CERTSYNC_CONCURRENCY": "abc"}, wantErr: `CERTSYNC_CONCURRENCY="abc" (--concurrency)`},
+		{name: "a duration without unit", env: map[string]string{"CERTSYNC_INTERVAL": "5"}, wantErr: `CERTSYNC_INTERVAL="5" (--interval)`},
+		{name: "a share that is not a number", env: map[string]string{"CERTSYNC_MAX_PRUNE_SHARE": "ten"}, wantErr: "CERTSYNC_MAX_PRUNE_SHARE"},
+		{name: "True is true", env: map[string]string{"CERTSYNC_DRY_RUN": "True"}, check: func(o *options) bool { return o.DryRun }},
+		{name: "durations and shares are read", env: map[string]string{"CERTSYNC_INTERVAL": "5m", "CERTSYNC_MAX_PRUNE_SHARE": "0.5", "CERTSYNC_CLAIM_TTL": "20m"},
+			check: func(o *options) bool {
+				return o.Interval == 5*time.Minute && o.MaxPruneShare == 0.5 && o.ClaimTTL == 20*time.Minute
+			}},
+		{name: "the command line wins", env: map[string]string{"CERTSYNC_CONCURRENCY": "abc"}, args: []string{"--concurrency", "3"},
+			check: func(o *options) bool { return o.Concurrency == 3 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var errb bytes.Buffer
+			o, _, code, ok := parseCommand("reconcile", tt.args, func(k string) string { return tt.env[k] }, &errb, nil)
+			if tt.wantErr != "" {
+				if ok || code != 2 || !strings.Contains(errb.String(), tt.wantErr) {
+					t.Fatalf("ok %v, exit %d, stderr %q; want exit 2 naming %s", ok, code, errb.String(), tt.wantErr)
+				}
+				return
+			}
+			if !ok || !tt.check(o) {
+				t.Fatalf("ok %v, stderr %q, options %+v", ok, errb.String(), o)
+			}
+		})
+	}
+}

@@ -126,8 +126,32 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	return fs
 }
 
+// applyEnvironment sets every flag not given on the command line from
+// CERTSYNC_<FLAG>, with the flag's own parser: a value that does not parse
+// (CERTSYNC_CONCURRENCY=abc, CERTSYNC_INTERVAL=5) stops the command
+// instead of silently meaning the default, and booleans read as the
+// command line reads them (True, 1, false, …).
+func applyEnvironment(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && !given[f.Name] {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q (--%s): %w", name, v, f.Name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func envName(flagName string) string {
+	return "CERTSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
 func envOr(getenv func(string) string, flagName, def string) string {
-	if v := getenv("CERTSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))); v != "" {
+	if v := getenv(envName(flagName)); v != "" {
 		return v
 	}
 	return def
@@ -208,6 +232,10 @@ func parseCommand(name string, args []string, getenv func(string) string, stderr
 		return nil, nil, 2, false
 	}
 	o.args = fs.Args()
+	if err := applyEnvironment(fs, getenv); err != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
+		return nil, nil, 2, false
+	}
 	log, err := newLogger(&o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
