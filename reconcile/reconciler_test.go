@@ -486,3 +486,63 @@ func TestDrainStartsNoOrder(t *testing.T) {
 		t.Fatalf("err %v, orders %d, interrupted %d, failures %v", err, ca.orders, res.Interrupted, r.Failures())
 	}
 }
+
+// An agent that died holding a claim delays its certificates until the
+// claim lapses, never loses them; the claim file is then removed.
+func TestLapsedClaimIsTakenOver(t *testing.T) {
+	claim, err := committed.MarshalClaim(committed.Claim{Agent: "dead-agent", Expires: t0.Add(10 * time.Minute),
+		Certificates: []string{"secrets/default/ns/a-tls.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := committed.ClaimPath("dead-agent")
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a"), "b.yaml": testCert("b"), dead: string(claim)})
+	ca := newTestCA(t)
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	res, err := r.Reconcile(context.Background(), Options{})
+	if err != nil || len(res.Issued) != 1 || res.Issued[0].Certificate != "ns/b" || res.Plan.Count(Wait) != 1 {
+		t.Fatalf("while claimed: err %v, issued %+v, plan %s", err, res.Issued, kinds(res.Plan))
+	}
+	if !strings.Contains(res.Plan.Actions[0].Reason+res.Plan.Actions[1].Reason, "agent dead-agent is ordering it") {
+		t.Errorf("the wait does not say who holds it: %s", kinds(res.Plan))
+	}
+	now = t0.Add(11 * time.Minute)
+	res, err = r.Reconcile(context.Background(), Options{})
+	if err != nil || len(res.Issued) != 1 || res.Issued[0].Certificate != "ns/a" {
+		t.Fatalf("after the claim lapsed: err %v, issued %+v", err, res.Issued)
+	}
+	for path := range repo.remote.files {
+		if strings.HasPrefix(path, committed.ClaimsDir) {
+			t.Errorf("claim %s left on the remote", path)
+		}
+	}
+	if ca.orders != 2 {
+		t.Errorf("orders %d, want 2", ca.orders)
+	}
+}
+
+// A claim whose orders all failed at the CA is left to lapse (other agents
+// wait out the failure too, no empty commit); one with results is removed
+// in the commit that carries them.
+func TestClaimReleasedWithResultsOnly(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a")})
+	ca := newTestCA(t)
+	ca.refuse = true
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	r.Reconcile(context.Background(), Options{})
+	own := committed.ClaimPath("agent-1")
+	if _, err := repo.remote.ReadFile(own); err != nil {
+		t.Fatal("a claim whose orders all failed must be left to lapse")
+	}
+	ca.refuse = false
+	r.ClearFailures()
+	res, err := r.Reconcile(context.Background(), Options{})
+	if err != nil || len(res.Issued) != 1 {
+		t.Fatalf("err %v, issued %d", err, len(res.Issued))
+	}
+	if _, err := repo.remote.ReadFile(own); err == nil {
+		t.Fatal("the claim was not removed with the results")
+	}
+}
