@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"maps"
 	"sort"
 	"time"
 
@@ -151,11 +152,7 @@ func (r *Reconciler) setWindow(path string, w Window) {
 func (r *Reconciler) Windows() map[string]Window {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]Window, len(r.windows))
-	for k, v := range r.windows {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.windows)
 }
 
 // windowsFor returns the polled windows that still describe the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -117,14 +118,9 @@ func New(cfg Config) (*Reconciler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	failures := map[string]Failure{}
-	for k, v := range cfg.Failures {
-		failures[k] = v
-	}
-	windows := map[string]Window{}
-	for k, v := range cfg.Windows {
-		windows[k] = v
-	}
+	failures, windows := map[string]Failure{}, map[string]Window{}
+	maps.Copy(failures, cfg.Failures)
+	maps.Copy(windows, cfg.Windows)
 	return &Reconciler{cfg: cfg, log: log, failures: failures, windows: windows}, nil
 }
 
@@ -361,9 +357,5 @@ func (r *Reconciler) Failures() map[string]Failure { return r.failureSnapshot() 
 func (r *Reconciler) failureSnapshot() map[string]Failure {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]Failure, len(r.failures))
-	for k, v := range r.failures {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.failures)
 }

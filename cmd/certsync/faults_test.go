@@ -241,12 +241,19 @@ func (f *faultBed) atFinalize(t *testing.T, n int32, fn func()) {
 	t.Cleanup(func() { f.acme.SetHook(nil) })
 }
 
-func TestFaultKillMidOrder(t *testing.T) {
-	f := newFaultBed(t, 10, false)
+// signalAtFinalize starts certsync and sends it sig when the CA receives
+// the n-th finalize request.
+func (f *faultBed) signalAtFinalize(t *testing.T, n int32, sig syscall.Signal) *child {
 	var ref childRef
-	f.atFinalize(t, 5, func() { ref.signal(syscall.SIGKILL) })
+	f.atFinalize(t, n, func() { ref.signal(sig) })
 	c := f.start(t)
 	ref.p.Store(c)
+	return c
+}
+
+func TestFaultKillMidOrder(t *testing.T) {
+	f := newFaultBed(t, 10, false)
+	c := f.signalAtFinalize(t, 5, syscall.SIGKILL)
 	c.wait(t)
 	f.acme.SetHook(nil)
 	f.rerun(t)
@@ -310,10 +317,7 @@ func TestFaultKillMidApply(t *testing.T) {
 // new one starts, nothing is held back, and nothing is ordered twice.
 func TestFaultSIGTERMMidOrder(t *testing.T) {
 	f := newFaultBed(t, 10, false)
-	var ref childRef
-	f.atFinalize(t, 3, func() { ref.signal(syscall.SIGTERM) })
-	c := f.start(t)
-	ref.p.Store(c)
+	c := f.signalAtFinalize(t, 3, syscall.SIGTERM)
 	c.wait(t)
 	f.acme.SetHook(nil)
 	if strings.Contains(c.out.String(), "order failed") {
