@@ -77,7 +77,7 @@ func (r *Repo) Commit(ctx context.Context, parent *Snapshot, changes []Change, m
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, h)); err != nil {
 		return nil, fmt.Errorf("commit: move %s: %w", r.opts.Branch, err)
 	}
-	return r.snapshot(h)
+	return r.lazySnapshot(h)
 }
 
 // dirChange is the set of changes below one directory.

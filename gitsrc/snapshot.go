@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -13,15 +14,32 @@ import (
 // Snapshot is a read-only view of one commit. Listing paths reads tree
 // objects only; file contents are read on demand.
 type Snapshot struct {
-	repo  *Repo
-	hash  plumbing.Hash
-	tree  *object.Tree
-	blobs map[string]plumbing.Hash
-	paths []string
+	repo *Repo
+	hash plumbing.Hash
+	tree *object.Tree
+
+	// The file index is built on first use: a commit made only to be the
+	// parent of the next one (certsync commits each certificate locally)
+	// never needs it, and walking 10,000 entries per commit would cost
+	// more than the commit.
+	once     sync.Once
+	indexErr error
+	blobs    map[string]plumbing.Hash
+	paths    []string
 }
 
+// snapshot reads commit h and lists its files.
 func (r *Repo) snapshot(h plumbing.Hash) (*Snapshot, error) {
-	s := &Snapshot{repo: r, hash: h, blobs: map[string]plumbing.Hash{}}
+	s, err := r.lazySnapshot(h)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.index()
+}
+
+// lazySnapshot reads commit h; its files are listed on first use.
+func (r *Repo) lazySnapshot(h plumbing.Hash) (*Snapshot, error) {
+	s := &Snapshot{repo: r, hash: h}
 	if h.IsZero() {
 		return s, nil
 	}
@@ -32,11 +50,22 @@ func (r *Repo) snapshot(h plumbing.Hash) (*Snapshot, error) {
 	if s.tree, err = c.Tree(); err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", h, err)
 	}
-	if err := s.walk(s.tree, ""); err != nil {
-		return nil, fmt.Errorf("list files of %s: %w", h, err)
-	}
-	sort.Strings(s.paths)
 	return s, nil
+}
+
+func (s *Snapshot) index() error {
+	s.once.Do(func() {
+		s.blobs = map[string]plumbing.Hash{}
+		if s.tree == nil {
+			return
+		}
+		if err := s.walk(s.tree, ""); err != nil {
+			s.indexErr = fmt.Errorf("list files of %s: %w", s.hash, err)
+			return
+		}
+		sort.Strings(s.paths)
+	})
+	return s.indexErr
 }
 
 // walk lists blobs recursively from tree entries alone (no blob reads).
@@ -68,17 +97,27 @@ func (s *Snapshot) Commit() string {
 	return s.hash.String()
 }
 
-// Paths lists every file, sorted.
-func (s *Snapshot) Paths() []string { return s.paths }
+// Paths lists every file, sorted (none if the tree could not be read;
+// ReadFile then says why).
+func (s *Snapshot) Paths() []string {
+	s.index()
+	return s.paths
+}
 
 // BlobHash is the Git blob id of a file: equal ids mean equal content.
 func (s *Snapshot) BlobHash(path string) (string, bool) {
+	if s.index() != nil {
+		return "", false
+	}
 	h, ok := s.blobs[path]
 	return h.String(), ok
 }
 
 // ReadFile returns a file's content; fs.ErrNotExist when absent.
 func (s *Snapshot) ReadFile(path string) ([]byte, error) {
+	if err := s.index(); err != nil {
+		return nil, err
+	}
 	h, ok := s.blobs[path]
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", path, fs.ErrNotExist)

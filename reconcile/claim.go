@@ -16,33 +16,41 @@ import (
 // into Wait). A claim lapses at its expiry; the holder renews it while
 // its orders run and removes it with the commit that carries the results.
 
-// claim commits and pushes this agent's claim on the paths that are still
-// due, and returns those it now holds: none when others claimed or
-// committed them first. An error means the claim could not be pushed; the
-// caller must not order without one.
+// claim adds the paths that are still due to this agent's claim, pushes
+// it, and returns those it now holds: none when others claimed or
+// committed them first. Paths claimed earlier and not released stay
+// claimed. An error means the claim could not be pushed; the caller must
+// not order without one.
 func (w *writer) claim(ctx context.Context, paths []string) ([]string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.claiming = map[string]bool{}
+	if w.claiming == nil {
+		w.claiming = map[string]bool{}
+	}
+	var added []string
 	for _, path := range paths {
-		if w.stillDueLocked(path) {
+		if !w.claiming[path] && w.stillDueLocked(path) {
 			w.claiming[path] = true
+			added = append(added, path)
 		}
 	}
-	if len(w.claiming) == 0 {
+	if len(added) == 0 {
 		return nil, nil
 	}
 	w.claimUntil = w.r.cfg.Clock().Add(w.r.cfg.ClaimTTL)
-	if err := w.commitClaimLocked(ctx); err != nil {
-		return nil, err
+	err := w.commitClaimLocked(ctx)
+	if err == nil {
+		err = w.flushLocked(ctx)
 	}
-	if err := w.flushLocked(ctx); err != nil {
-		w.claiming = nil
-		return nil, fmt.Errorf("claim %d certificates in Git before ordering them: %w", len(paths), err)
+	if err != nil {
+		for _, path := range added {
+			delete(w.claiming, path)
+		}
+		return nil, fmt.Errorf("claim %d certificates in Git before ordering them: %w", len(added), err)
 	}
 	var held []string
-	for _, path := range paths {
-		if w.claiming[path] {
+	for _, path := range added {
+		if w.claiming[path] { // a re-plan after a lost race drops what others hold
 			held = append(held, path)
 		}
 	}
@@ -89,12 +97,15 @@ func (w *writer) keepClaim(ctx context.Context) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-// releaseClaim removes the claim with the next commit (results still to
-// push, or one of its own); with release false it is left to lapse.
-func (w *writer) releaseClaim(ctx context.Context, release bool) error {
+// releaseClaim drops paths from the claim; with release the claim file is
+// rewritten (or removed) in the next commit, the one carrying the results
+// if there are any; without, it is left to lapse.
+func (w *writer) releaseClaim(ctx context.Context, paths []string, release bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.claiming = nil
+	for _, path := range paths {
+		delete(w.claiming, path)
+	}
 	if !release {
 		return nil
 	}

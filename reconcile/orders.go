@@ -100,14 +100,19 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 	}
 	issuers := newIssuerCache(r, p, w)
 	r.log.Info("ordering certificates", "count", len(orders), "concurrency", r.cfg.Concurrency)
-	prog := &progress{total: len(orders)}
+	run := &orderRun{r: r, ctx: ctx, drain: drain, p: p, issuers: issuers, w: w,
+		sem: make(chan struct{}, r.cfg.Concurrency), prog: &progress{total: len(orders)}, res: &res}
 	// Orders go in chunks of one batch: each chunk is claimed in Git
-	// first, so no other agent orders the same certificates.
+	// first, so no other agent orders the same certificates. The next
+	// chunk is claimed as soon as the current one's orders have all
+	// started, so the CA is kept busy across chunks.
+	stopRenewing := w.keepClaim(ctx)
+	defer stopRenewing()
+	var previous *chunk
 	for start := 0; start < len(orders); start += w.cfg.Size {
 		rest := len(orders) - start
 		if stopped(ctx, drain) {
-			res.interrupted += rest
-			r.log.Info("stopping: no new orders; waiting for those in flight", "not started", rest)
+			run.interrupted(rest)
 			break
 		}
 		part := orders[start:min(start+w.cfg.Size, len(orders))]
@@ -117,37 +122,86 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 		}
 		held, err := w.claim(ctx, paths)
 		if err != nil {
+			run.mu.Lock()
 			res.interrupted += rest
 			res.problems = append(res.problems, fmt.Errorf("not ordering %d certificates: %w", rest, err))
+			run.mu.Unlock()
 			r.log.Error("not ordering: the order claim could not be pushed, and ordering without one could order twice; the next pass tries again", "certificates", rest, "error", err)
 			break
 		}
 		if skipped := len(part) - len(held); skipped > 0 {
-			prog.add(skipped)
+			run.prog.add(skipped)
 			r.log.Info("not ordering certificates another agent claimed or committed first", "count", skipped)
 		}
-		heldSet := map[string]bool{}
-		for _, path := range held {
-			heldSet[path] = true
+		current := run.start(part, held)
+		if previous != nil {
+			run.finish(previous)
 		}
-		stopRenewing := w.keepClaim(ctx)
-		failedBefore := len(res.failed)
-		notStarted := r.orderChunk(ctx, drain, p, issuers, w, part, heldSet, prog, &res)
-		stopRenewing()
-		// When every order of the chunk failed at the CA, the claim is
-		// left to lapse: other agents wait out the failure too, and no
-		// commit says nothing. Otherwise it goes with the results.
-		allFailed := len(held) > 0 && notStarted == 0 && len(res.failed)-failedBefore == len(held)
-		if err := w.releaseClaim(ctx, !allFailed); err != nil {
-			res.problems = append(res.problems, err)
-		}
-		if notStarted > 0 {
-			res.interrupted += notStarted + rest - len(part)
-			r.log.Info("stopping: no new orders; waiting for those in flight", "not started", notStarted+rest-len(part))
+		previous = current
+		if current.notStarted > 0 {
+			run.interrupted(current.notStarted + rest - len(part))
 			break
 		}
 	}
+	if previous != nil {
+		run.finish(previous)
+	}
 	return res
+}
+
+// orderRun is the ordering step of one pass: the semaphore that bounds
+// orders in flight and the results they add to, shared by its chunks.
+type orderRun struct {
+	r       *Reconciler
+	ctx     context.Context
+	drain   <-chan struct{}
+	p       *pass
+	issuers *issuerCache
+	w       *writer
+	sem     chan struct{}
+	prog    *progress
+
+	mu  sync.Mutex // guards res
+	res *orderResults
+}
+
+// chunk is one claimed part of the orders, in flight.
+type chunk struct {
+	held       []string
+	wg         sync.WaitGroup
+	notStarted int // held but not started because the pass was stopped
+}
+
+func (o *orderRun) interrupted(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.res.interrupted += n
+	o.r.log.Info("stopping: no new orders; waiting for those in flight", "not started", n)
+}
+
+// finish waits for a chunk's orders and releases its claim. When every
+// order of the chunk failed at the CA, the claim is left to lapse: other
+// agents wait out the failure too, and no commit says nothing.
+func (o *orderRun) finish(c *chunk) {
+	c.wg.Wait()
+	o.mu.Lock()
+	held := map[string]bool{}
+	for _, path := range c.held {
+		held[path] = true
+	}
+	failed := 0
+	for _, a := range o.res.failed {
+		if held[a.Path] {
+			failed++
+		}
+	}
+	o.mu.Unlock()
+	allFailed := len(c.held) > 0 && c.notStarted == 0 && failed == len(c.held)
+	if err := o.w.releaseClaim(o.ctx, c.held, !allFailed); err != nil {
+		o.mu.Lock()
+		o.res.problems = append(o.res.problems, err)
+		o.mu.Unlock()
+	}
 }
 
 // encryptable keeps the orders whose Secret (and, for a new ACME account,
@@ -200,15 +254,17 @@ func (p *progress) add(n int) string {
 	return fmt.Sprintf("%d/%d", p.done, p.total)
 }
 
-// orderChunk orders the claimed actions of part, Concurrency at a time,
-// and returns how many it did not start because the pass was stopped.
-func (r *Reconciler) orderChunk(ctx context.Context, drain <-chan struct{}, p *pass, issuers *issuerCache, w *writer, part []Action, held map[string]bool, prog *progress, res *orderResults) int {
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, r.cfg.Concurrency)
-	)
-	defer wg.Wait()
+// start starts the orders of the held paths of part, Concurrency at a
+// time across chunks, and returns once all have started (or the pass was
+// stopped: chunk.notStarted).
+func (o *orderRun) start(part []Action, heldPaths []string) *chunk {
+	r, ctx, drain, p, issuers, w, sem, prog, res := o.r, o.ctx, o.drain, o.p, o.issuers, o.w, o.sem, o.prog, o.res
+	c := &chunk{held: heldPaths}
+	mu, wg := &o.mu, &c.wg
+	held := map[string]bool{}
+	for _, path := range heldPaths {
+		held[path] = true
+	}
 	for i, a := range part {
 		if !held[a.Path] {
 			continue
@@ -219,13 +275,12 @@ func (r *Reconciler) orderChunk(ctx context.Context, drain <-chan struct{}, p *p
 		case <-ctx.Done():
 		}
 		if stopped(ctx, drain) {
-			n := 0
 			for _, b := range part[i:] {
 				if held[b.Path] {
-					n++
+					c.notStarted++
 				}
 			}
-			return n
+			return c
 		}
 		if !w.stillDue(a.Path) {
 			<-sem
@@ -281,7 +336,7 @@ func (r *Reconciler) orderChunk(ctx context.Context, drain <-chan struct{}, p *p
 			}
 		}()
 	}
-	return 0
+	return c
 }
 
 // stopped reports whether the pass must start no new order.
