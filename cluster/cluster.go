@@ -273,3 +273,30 @@ func scrub(err error) error {
 	}
 	return err
 }
+
+// Namespaces reports which of names exist.
+func (c *Client) Namespaces(ctx context.Context, names []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(names))
+	for _, name := range names {
+		_, err := c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			out[name] = true
+		case apierrors.IsNotFound(err):
+			out[name] = false
+		default:
+			return nil, fmt.Errorf("get namespace %s: %w", name, scrub(err))
+		}
+	}
+	return out, nil
+}
+
+// CreateNamespace creates a namespace (restore --create-namespace); one
+// that already exists is fine.
+func (c *Client) CreateNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, scrub(err))
+	}
+	return nil
+}

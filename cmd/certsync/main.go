@@ -5,6 +5,7 @@
 //	certsync run --repo URL ...                                         the agent
 //	certsync status --repo URL                                          a table, from Git alone
 //	certsync renew NAME | --all | -l key=value                          an audited renewal request
+//	certsync restore --cluster NAME --kubeconfig FILE                   a rebuilt cluster, from Git alone
 //	certsync version
 //
 // Every flag can be set as CERTSYNC_<FLAG> in the environment. Run
@@ -43,6 +44,9 @@ Usage:
   certsync status --repo URL              one row per certificate, from Git alone
   certsync renew [ns/]NAME | --all | -l key=value --repo URL
                                           commit a renewal request the agent acts on
+  certsync restore --repo URL --cluster NAME --kubeconfig FILE [--create-namespace]
+                                          apply every Secret of a cluster from Git
+                                          alone: no CA, no issuer credentials
   certsync version
 
 Run "certsync reconcile -h" for the flags; each can also be set as
@@ -76,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdStatus(ctx, args[1:], getenv, stdout, stderr)
 	case "renew":
 		return cmdRenew(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "certsync", version)
 		return 0

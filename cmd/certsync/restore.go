@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/certsync/certsync/cluster"
+	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/reconcile"
+	"github.com/certsync/certsync/restore"
+)
+
+// cmdRestore applies every Secret committed for --cluster, from Git
+// alone: no ACME server, no issuer credentials, nothing written to Git.
+func cmdRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var createNS bool
+	o, log, code, ok := parseCommand("restore", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&createNS, "create-namespace", envOr(getenv, "create-namespace", "false") == "true", "create the namespaces the Secrets need; without it, their Secrets are reported as not restored")
+	})
+	if !ok {
+		return code
+	}
+	if len(o.args) > 0 {
+		fmt.Fprintf(stderr, "certsync restore: unexpected arguments %q (the cluster is --cluster)\n", o.args)
+		return 2
+	}
+	if o.Kubeconfig == "" && getenv("KUBERNETES_SERVICE_HOST") == "" {
+		fmt.Fprintln(stderr, "certsync restore: no cluster: pass --kubeconfig (or run in a Pod)")
+		return 2
+	}
+	identities, err := ageIdentities(o, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
+		return 1
+	}
+	if len(identities) == 0 {
+		fmt.Fprintln(stderr, "certsync restore: no age key: restoring decrypts every Secret (--age-key-file, SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
+		return 2
+	}
+	repo, err := openRepo(ctx, o, getenv, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
+		return 1
+	}
+	tree, err := repo.Fetch(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: fetch repository: %v\n", err)
+		return 1
+	}
+	sopsConfig, err := tree.ReadFile(reconcile.SOPSConfigPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "certsync: read %s: %v\n", reconcile.SOPSConfigPath, err)
+		return 1
+	}
+	dec, err := encrypterFactory(identities, log)(sopsConfig)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: load %s: %v\n", reconcile.SOPSConfigPath, err)
+		return 1
+	}
+	c, err := cluster.NewFromKubeconfig(o.Kubeconfig, o.KubeContext, o.owner())
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: connect to the cluster: %v\n", err)
+		return 1
+	}
+	start := time.Now()
+	prog := &progressLine{w: stderr, what: "restoring Secrets of cluster " + o.Cluster}
+	sum, err := restore.Run(ctx, tree, dec, restoreCluster{c}, restore.Options{
+		Cluster: o.Cluster, CreateNamespaces: createNS, Concurrency: o.Concurrency * 2, Progress: prog.update,
+	})
+	prog.finish()
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync: restore: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "restored cluster %s from %s at %s in %s: %d applied, %d unchanged, %d failed; no certificate was ordered\n",
+		o.Cluster, redactURL(o.Repo), short(tree.Commit()), time.Since(start).Round(time.Millisecond), sum.Applied, sum.Unchanged, len(sum.Failed))
+	for _, ns := range sum.CreatedNamespaces {
+		fmt.Fprintf(stdout, "  created namespace %s\n", ns)
+	}
+	if len(sum.Failed) == 0 {
+		return 0
+	}
+	fmt.Fprintf(stderr, "\ncertsync: %d %s not restored; the others were:\n", len(sum.Failed), plural(len(sum.Failed), "Secret"))
+	for _, f := range sum.Failed {
+		fmt.Fprintf(stderr, "  - %s (%s/%s): %v\n", f.Path, f.Namespace, f.Name, f.Err)
+	}
+	return 1
+}
+
+// progressLine reports a long operation on one line of stderr, at most a
+// few times a second.
+type progressLine struct {
+	w     io.Writer
+	what  string
+	last  time.Time
+	shown bool
+}
+
+func (p *progressLine) update(done, total int) {
+	if now := time.Now(); done == total || now.Sub(p.last) >= 250*time.Millisecond {
+		p.last, p.shown = now, true
+		fmt.Fprintf(p.w, "\r%s: %d/%d", p.what, done, total)
+	}
+}
+
+func (p *progressLine) finish() {
+	if p.shown {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// restoreCluster adapts cluster.Client to restore.Cluster.
+type restoreCluster struct{ c *cluster.Client }
+
+func (r restoreCluster) Apply(ctx context.Context, s *corev1.Secret) error { return r.c.Apply(ctx, s) }
+
+func (r restoreCluster) Live(ctx context.Context) ([]restore.Live, error) {
+	obs, err := r.c.Observe(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]restore.Live, len(obs))
+	for i, o := range obs {
+		out[i] = restore.Live{Namespace: o.Namespace, Name: o.Name, Serial: o.Annotations[committed.AnnotationSerial], Drifted: o.Drifted}
+	}
+	return out, nil
+}
+
+func (r restoreCluster) Namespaces(ctx context.Context, names []string) (map[string]bool, error) {
+	return r.c.Namespaces(ctx, names)
+}
+
+func (r restoreCluster) CreateNamespace(ctx context.Context, name string) error {
+	return r.c.CreateNamespace(ctx, name)
+}

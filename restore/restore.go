@@ -1,0 +1,246 @@
+// Package restore puts a cluster back from Git alone.
+//
+// Every Secret committed for a cluster (secrets/<cluster>/…) is decrypted
+// with the agent's key and applied; nothing is asked of any CA, so a
+// rebuilt cluster is whole again in seconds and spends none of the CA's
+// rate limits (which re-issuing would: Let's Encrypt allows five
+// certificates per set of names per week). Secrets the cluster already
+// holds at the committed serial, unedited, are left alone, so a restore
+// can be run again at any time.
+package restore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/render"
+)
+
+// Tree is the commit restored from.
+type Tree interface {
+	Paths() []string
+	ReadFile(path string) ([]byte, error)
+}
+
+// Decrypter opens committed files (SOPS, with the MAC checked).
+type Decrypter interface {
+	Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error)
+}
+
+// Live is what the cluster holds of one certsync-owned Secret.
+type Live struct {
+	Namespace, Name string
+	Serial          string
+	// Drifted is set when its data no longer matches what was applied.
+	Drifted bool
+}
+
+// Cluster is where Secrets are restored.
+type Cluster interface {
+	Apply(ctx context.Context, s *corev1.Secret) error
+	// Live lists the certsync-owned Secrets of this agent.
+	Live(ctx context.Context) ([]Live, error)
+	// Namespaces reports which of names exist; Create makes one.
+	Namespaces(ctx context.Context, names []string) (map[string]bool, error)
+	CreateNamespace(ctx context.Context, name string) error
+}
+
+// Options shape a restore. Zero values are the defaults.
+type Options struct {
+	// Cluster names the folder restored: secrets/<Cluster>/.
+	Cluster string
+	// CreateNamespaces creates missing namespaces; without it their
+	// Secrets are reported as failed, naming the namespace.
+	CreateNamespaces bool
+	// Concurrency is how many Secrets are applied at once. Default: 16.
+	Concurrency int
+	// Progress, when set, is called after each Secret.
+	Progress func(done, total int)
+}
+
+// Status is what happened to one Secret.
+type Status string
+
+const (
+	Applied   Status = "applied"
+	Unchanged Status = "unchanged"
+	Failed    Status = "failed"
+)
+
+// Outcome is one committed Secret's fate.
+type Outcome struct {
+	Path            string
+	Namespace, Name string
+	Status          Status
+	Err             error
+}
+
+// Summary counts the outcomes; Failed lists the failures with their reason.
+type Summary struct {
+	Applied, Unchanged int
+	Failed             []Outcome
+	CreatedNamespaces  []string
+}
+
+// Run restores the Secrets of one cluster from tree. An error means the
+// restore could not start (the cluster unreachable); a Secret that could
+// not be restored is in Summary.Failed and the others carry on.
+func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options) (Summary, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	if opts.Cluster == "" {
+		opts.Cluster = committed.DefaultCluster
+	}
+	var sum Summary
+	live, err := c.Live(ctx)
+	if err != nil {
+		return sum, fmt.Errorf("list the Secrets the cluster holds: %w", err)
+	}
+	have := make(map[string]Live, len(live))
+	for _, l := range live {
+		have[l.Namespace+"/"+l.Name] = l
+	}
+
+	// Read the plaintext metadata first: it says which Secrets are
+	// already there (no decryption) and which namespaces are needed.
+	var todo []Outcome
+	var failed []Outcome
+	namespaces := map[string]bool{}
+	prefix := committed.ClusterPrefix(opts.Cluster)
+	for _, path := range tree.Paths() {
+		if !strings.HasPrefix(path, prefix) {
+			continue
+		}
+		out := Outcome{Path: path}
+		content, err := tree.ReadFile(path)
+		if err != nil {
+			out.Status, out.Err = Failed, err
+			failed = append(failed, out)
+			continue
+		}
+		rec, err := committed.Read(path, content)
+		if err != nil {
+			out.Status, out.Err = Failed, err
+			failed = append(failed, out)
+			continue
+		}
+		out.Namespace, out.Name = rec.Namespace, rec.SecretName
+		if l, ok := have[out.Namespace+"/"+out.Name]; ok && l.Serial == rec.Serial && !l.Drifted {
+			sum.Unchanged++
+			continue
+		}
+		namespaces[out.Namespace] = true
+		todo = append(todo, out)
+	}
+	total := len(todo) + len(failed) + sum.Unchanged
+	done := sum.Unchanged + len(failed)
+
+	missing, err := missingNamespaces(ctx, c, namespaces)
+	if err != nil {
+		return sum, err
+	}
+	for _, ns := range missing {
+		if !opts.CreateNamespaces {
+			continue
+		}
+		if err := c.CreateNamespace(ctx, ns); err != nil {
+			return sum, fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+		sum.CreatedNamespaces = append(sum.CreatedNamespaces, ns)
+		delete(namespaces, ns)
+	}
+
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, opts.Concurrency)
+	)
+	for _, out := range todo {
+		if ns := out.Namespace; !opts.CreateNamespaces && slices.Contains(missing, ns) {
+			out.Status, out.Err = Failed, fmt.Errorf("namespace %s does not exist (create it, or run with --create-namespace)", ns)
+			failed = append(failed, out)
+			done++
+			report(opts.Progress, done, total)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := restoreOne(ctx, tree, dec, c, out.Path)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.Status, out.Err = Failed, err
+				failed = append(failed, out)
+			} else {
+				sum.Applied++
+			}
+			done++
+			report(opts.Progress, done, total)
+		}()
+	}
+	wg.Wait()
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Path < failed[j].Path })
+	sum.Failed = failed
+	return sum, nil
+}
+
+func restoreOne(ctx context.Context, tree Tree, dec Decrypter, c Cluster, path string) error {
+	content, err := tree.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	plain, err := dec.Decrypt(ctx, path, content)
+	if err != nil {
+		return fmt.Errorf("decrypt: %w", err)
+	}
+	s, err := render.Parse(plain)
+	if err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, s); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	return nil
+}
+
+func missingNamespaces(ctx context.Context, c Cluster, wanted map[string]bool) ([]string, error) {
+	if len(wanted) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(wanted))
+	for ns := range wanted {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	exist, err := c.Namespaces(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("look up namespaces: %w", err)
+	}
+	var missing []string
+	for _, ns := range names {
+		if !exist[ns] {
+			missing = append(missing, ns)
+		}
+	}
+	return missing, nil
+}
+
+func report(progress func(int, int), done, total int) {
+	if progress != nil {
+		progress(done, total)
+	}
+}
