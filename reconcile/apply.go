@@ -46,16 +46,16 @@ func (r *Reconciler) applyPlanned(ctx context.Context, p *pass, res *Result, fai
 	for _, a := range failed {
 		r.event(ctx, a.Namespace, a.Name, corev1.EventTypeWarning, "Failed", a.Subject()+": "+a.Reason)
 	}
+	done := map[string]bool{}
+	for _, key := range res.Applied {
+		done[key] = true
+	}
 	for _, a := range p.plan().Actions {
 		switch a.Kind {
 		case Apply:
-			s, err := r.decryptSecret(ctx, p, a.Path)
-			if err != nil {
-				res.Problems = append(res.Problems, fmt.Errorf("apply %s/%s: %w", a.Namespace, a.Name, err))
-				continue
+			if key := a.Namespace + "/" + a.Name; !done[key] && !res.restored[key] {
+				r.applyCommitted(ctx, p, res, a)
 			}
-			r.log.Info("applying", "secret", a.Namespace+"/"+a.Name, "reason", a.Reason)
-			r.apply(ctx, res, a.Path, s)
 		case PruneSecret:
 			if err := r.cfg.Cluster.Delete(ctx, a.Namespace, a.Name); err != nil {
 				res.Problems = append(res.Problems, fmt.Errorf("prune Secret %s/%s: %w", a.Namespace, a.Name, err))
@@ -64,6 +64,32 @@ func (r *Reconciler) applyPlanned(ctx context.Context, p *pass, res *Result, fai
 			res.Pruned = append(res.Pruned, "Secret "+a.Namespace+"/"+a.Name)
 		}
 	}
+}
+
+// restoreCommitted applies the Secrets the cluster lacks, or holds stale or
+// edited, from Git, before anything is ordered: a rebuilt cluster gets its
+// certificates back first, whatever the CA is doing.
+func (r *Reconciler) restoreCommitted(ctx context.Context, p *pass, res *Result) {
+	if r.cfg.Cluster == nil {
+		return
+	}
+	res.restored = map[string]bool{}
+	for _, a := range p.plan().Actions {
+		if a.Kind == Apply {
+			r.applyCommitted(ctx, p, res, a)
+			res.restored[a.Namespace+"/"+a.Name] = true // tried once per pass
+		}
+	}
+}
+
+func (r *Reconciler) applyCommitted(ctx context.Context, p *pass, res *Result, a Action) {
+	s, err := r.decryptSecret(ctx, p, a.Path)
+	if err != nil {
+		res.Problems = append(res.Problems, fmt.Errorf("apply %s/%s: %w", a.Namespace, a.Name, err))
+		return
+	}
+	r.log.Info("applying", "secret", a.Namespace+"/"+a.Name, "reason", a.Reason)
+	r.apply(ctx, res, a.Path, s)
 }
 
 func (r *Reconciler) apply(ctx context.Context, res *Result, path string, s *corev1.Secret) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -163,7 +164,8 @@ type Result struct {
 	// checked against their MAC; false means "not checked" (no key).
 	Verified map[string]bool
 	cluster  string
-	deleted  []string // paths whose deletion was pushed
+	deleted  []string        // paths whose deletion was pushed
+	restored map[string]bool // "namespace/name" applied before ordering
 }
 
 // ClusterName is the cluster the pass worked for.
@@ -216,11 +218,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	for _, w := range res.Plan.Warnings {
 		r.log.Warn(w)
 	}
-	if opts.DryRun || !res.Plan.HasChanges() {
+	stale := r.staleOwnClaim(st, res.Plan)
+	if opts.DryRun || (!res.Plan.HasChanges() && stale == nil) {
 		return res, nil
 	}
 
+	r.restoreCommitted(ctx, st, res)
 	w := r.newWriter(st, res)
+	if stale != nil {
+		if err := w.add(ctx, stale, "", nil, nil, false); err != nil {
+			res.Problems = append(res.Problems, err)
+		}
+	}
 	orders := r.order(ctx, opts.Drain, st, res.Plan, w)
 	res.Problems = append(res.Problems, orders.problems...)
 	res.Failed, res.Interrupted, res.Reused = len(orders.failed), orders.interrupted, orders.reused
@@ -267,6 +276,24 @@ func (r *Reconciler) pushPending(ctx context.Context) error {
 	r.mu.Unlock()
 	r.log.Warn("local commits no longer fit the remote branch (it moved or was rewritten); planning on the remote head and reusing the certificates they hold", "commits", n, "files", len(changes))
 	return r.cfg.Repo.Reset(ctx, remote)
+}
+
+// staleOwnClaim removes this agent's claim when the plan orders nothing
+// and none of its certificates is still waiting: it is what a crash
+// between the last push and the claim's release left. A claim on
+// certificates that failed is left to lapse (see releaseClaim).
+func (r *Reconciler) staleOwnClaim(p *pass, plan Plan) []FileChange {
+	own := committed.ClaimPath(r.cfg.Agent)
+	cl, held := p.claims[own]
+	if !held {
+		return nil
+	}
+	for _, a := range plan.Actions {
+		if a.Kind.Orders() || (a.Kind == Wait && slices.Contains(cl.Certificates, a.Path)) {
+			return nil // a new claim replaces it, or it still holds a failure
+		}
+	}
+	return []FileChange{{Path: own, Delete: true}}
 }
 
 // carriedFile returns a file a set-aside local commit held.

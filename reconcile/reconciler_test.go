@@ -546,3 +546,33 @@ func TestClaimReleasedWithResultsOnly(t *testing.T) {
 		t.Fatal("the claim was not removed with the results")
 	}
 }
+
+// A crash between the last push and the claim's release leaves the claim;
+// the agent's next pass removes it although it orders nothing.
+func TestStaleOwnClaimIsRemoved(t *testing.T) {
+	repo := newMemRepo(map[string]string{"le.yaml": testIssuer, "a.yaml": testCert("a")})
+	ca := newTestCA(t)
+	now := t0
+	r := newTestReconciler(t, repo, ca, &now)
+	if _, err := r.Reconcile(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	claim, _ := committed.MarshalClaim(committed.Claim{Agent: "agent-1", Expires: t0.Add(time.Hour), Certificates: []string{"secrets/default/ns/a-tls.yaml"}})
+	own := committed.ClaimPath("agent-1")
+	repo.mu.Lock()
+	t2 := &memTree{id: "crashed", files: map[string][]byte{own: claim}, parent: repo.remote}
+	for p, c := range repo.remote.files {
+		t2.files[p] = c
+	}
+	repo.remote, repo.local = t2, t2
+	repo.mu.Unlock()
+	if _, err := r.Reconcile(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.remote.ReadFile(own); err == nil {
+		t.Fatal("the stale claim was not removed")
+	}
+	if ca.orders != 1 {
+		t.Errorf("orders %d, want 1", ca.orders)
+	}
+}
