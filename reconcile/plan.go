@@ -281,7 +281,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 		}
 		if kind == "" {
 			renewAt := RenewalTime(c, &rec, s.Policy)
-			if req, asked := s.RenewRequests[c.Key()]; asked && req.After(rec.IssuedAt) {
+			if req, asked := s.RenewRequests[c.Key()]; asked && !req.Before(rec.IssuedAt) {
 				kind, reason = Renew, "renewal requested at "+committed.FormatTime(req)
 			} else if !s.Now.Before(renewAt) {
 				kind, reason = Renew, "renewal time "+committed.FormatTime(renewAt)+" reached"+moved+" (expires "+committed.FormatTime(rec.NotAfter)+")"

@@ -6,6 +6,7 @@
 //	certsync status --repo URL                                          a table, from Git alone
 //	certsync renew NAME | --all | -l key=value                          an audited renewal request
 //	certsync restore --cluster NAME --kubeconfig FILE                   a rebuilt cluster, from Git alone
+//	certsync export NAMESPACE/NAME --out DIR [--watch]                  PEM files for what runs outside Kubernetes
 //	certsync version
 //
 // Every flag can be set as CERTSYNC_<FLAG> in the environment. Run
@@ -47,6 +48,9 @@ Usage:
   certsync restore --repo URL --cluster NAME --kubeconfig FILE [--create-namespace]
                                           apply every Secret of a cluster from Git
                                           alone: no CA, no issuer credentials
+  certsync export NAMESPACE/NAME --out DIR [--watch] [--hook PROGRAM]
+                                          write a certificate as PEM files for VMs,
+                                          load balancers, appliances
   certsync version
 
 Run "certsync reconcile -h" for the flags; each can also be set as
@@ -82,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRenew(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
 		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return cmdExport(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "certsync", version)
 		return 0

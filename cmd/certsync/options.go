@@ -225,13 +225,27 @@ func parseCommand(name string, args []string, getenv func(string) string, stderr
 		extra(fs)
 	}
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil, 0, false
+	// Arguments may come before, between or after the flags (certsync
+	// export shop/web --out DIR), as kubectl and cmctl accept them; Go's
+	// flag package alone stops at the first argument. After "--" all is
+	// arguments.
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, 0, false
+			}
+			return nil, nil, 2, false
 		}
-		return nil, nil, 2, false
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			o.args = append(o.args, rest...)
+			break
+		}
+		o.args, rest = append(o.args, rest[0]), rest[1:]
 	}
-	o.args = fs.Args()
 	if err := applyEnvironment(fs, getenv); err != nil {
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
 		return nil, nil, 2, false

@@ -76,11 +76,6 @@ func issuerName(c *declared.Certificate) string { return c.IssuerRef.Kind + "/" 
 func cmdRenew(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var all bool
 	var namespace, selector, name string
-	// Accept the name before the flags too (certsync renew NAME --repo …),
-	// as cmctl does; Go's flag package stops at the first argument.
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
 	o, log, code, ok := parseCommand("renew", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&all, "all", false, "request renewal of every Certificate")
 		fs.StringVar(&namespace, "namespace", "", "namespace of the Certificate (default: any)")
@@ -89,7 +84,7 @@ func cmdRenew(ctx context.Context, args []string, getenv func(string) string, st
 	if !ok {
 		return code
 	}
-	if name == "" && len(o.args) > 0 {
+	if len(o.args) > 0 {
 		name = o.args[0]
 	}
 	if ns, n, ok := strings.Cut(name, "/"); ok {
