@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -94,20 +95,41 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 	return 1
 }
 
-// progressLine reports a long operation on one line of stderr, at most a
-// few times a second.
+// progressLine reports a long operation: on a terminal one line
+// rewritten in place, elsewhere (logs) a line every few seconds.
 type progressLine struct {
 	w     io.Writer
 	what  string
 	last  time.Time
 	shown bool
+	tty   *bool
 }
 
 func (p *progressLine) update(done, total int) {
-	if now := time.Now(); done == total || now.Sub(p.last) >= 250*time.Millisecond {
-		p.last, p.shown = now, true
-		fmt.Fprintf(p.w, "\r%s: %d/%d", p.what, done, total)
+	if p.tty == nil {
+		tty := false
+		if f, ok := p.w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil {
+				tty = fi.Mode()&os.ModeCharDevice != 0
+			}
+		}
+		p.tty = &tty
 	}
+	every := 3 * time.Second
+	if *p.tty {
+		every = 250 * time.Millisecond
+	}
+	now := time.Now()
+	if done != total && now.Sub(p.last) < every {
+		return
+	}
+	p.last = now
+	if *p.tty {
+		p.shown = true
+		fmt.Fprintf(p.w, "\r%s: %d/%d", p.what, done, total)
+		return
+	}
+	fmt.Fprintf(p.w, "%s: %d/%d\n", p.what, done, total)
 }
 
 func (p *progressLine) finish() {
