@@ -75,9 +75,23 @@ type Client struct {
 	owner Owner
 }
 
+// Client-side rate limit of a restore: a one-off bulk apply into a
+// rebuilt cluster, where the client-side limit alone would make 10,000
+// Secrets take 50 s; the API server's own fairness (APF) still applies.
+const (
+	RestoreQPS   = 2000
+	RestoreBurst = 4000
+)
+
 // NewFromKubeconfig connects with a kubeconfig file; an empty path means
 // in-cluster configuration, then $KUBECONFIG and ~/.kube/config.
 func NewFromKubeconfig(path, context string, owner Owner) (*Client, error) {
+	return NewFromKubeconfigWithLimit(path, context, owner, DefaultQPS, DefaultBurst)
+}
+
+// NewFromKubeconfigWithLimit is NewFromKubeconfig with another
+// client-side rate limit (requests per second and burst).
+func NewFromKubeconfigWithLimit(path, context string, owner Owner, qps float32, burst int) (*Client, error) {
 	var cfg *rest.Config
 	var err error
 	if path == "" {
@@ -91,6 +105,7 @@ func NewFromKubeconfig(path, context string, owner Owner) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", path, err)
 	}
+	cfg.QPS, cfg.Burst = qps, burst
 	return NewForConfig(cfg, owner)
 }
 

@@ -65,7 +65,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stderr, "certsync: load %s: %v\n", reconcile.SOPSConfigPath, err)
 		return 1
 	}
-	c, err := cluster.NewFromKubeconfig(o.Kubeconfig, o.KubeContext, o.owner())
+	c, err := cluster.NewFromKubeconfigWithLimit(o.Kubeconfig, o.KubeContext, o.owner(), cluster.RestoreQPS, cluster.RestoreBurst)
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: connect to the cluster: %v\n", err)
 		return 1
