@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -93,11 +92,7 @@ func exportOnce(ctx context.Context, repo gitRepository, identities []byte, log 
 	if err != nil {
 		return "", false, err
 	}
-	sopsConfig, err := tree.ReadFile(reconcile.SOPSConfigPath)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("read %s: %w", reconcile.SOPSConfigPath, err)
-	}
-	dec, err := encrypterFactory(identities, log)(sopsConfig)
+	dec, err := treeDecrypter(tree, identities, log)
 	if err != nil {
 		return "", false, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
 
@@ -55,14 +56,9 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stderr, "certsync: fetch repository: %v\n", err)
 		return 1
 	}
-	sopsConfig, err := tree.ReadFile(reconcile.SOPSConfigPath)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "certsync: read %s: %v\n", reconcile.SOPSConfigPath, err)
-		return 1
-	}
-	dec, err := encrypterFactory(identities, log)(sopsConfig)
+	dec, err := treeDecrypter(tree, identities, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "certsync: load %s: %v\n", reconcile.SOPSConfigPath, err)
+		fmt.Fprintf(stderr, "certsync: %v\n", err)
 		return 1
 	}
 	c, err := cluster.NewFromKubeconfigWithLimit(o.Kubeconfig, o.KubeContext, o.owner(), cluster.RestoreQPS, cluster.RestoreBurst)
@@ -93,6 +89,20 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stderr, "  - %s (%s/%s): %v\n", f.Path, f.Namespace, f.Name, f.Err)
 	}
 	return 1
+}
+
+// treeDecrypter opens the files of tree with the agent's identities,
+// following the tree's .sops.yaml.
+func treeDecrypter(tree reconcile.Tree, identities []byte, log *slog.Logger) (reconcile.Encrypter, error) {
+	sopsConfig, err := tree.ReadFile(reconcile.SOPSConfigPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", reconcile.SOPSConfigPath, err)
+	}
+	dec, err := encrypterFactory(identities, log)(sopsConfig)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", reconcile.SOPSConfigPath, err)
+	}
+	return dec, nil
 }
 
 // progressLine reports a long operation: on a terminal one line
