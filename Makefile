@@ -6,7 +6,7 @@ GO ?= go
 TOOLS_DIR ?= $(or $(CERTSYNC_TOOLS_DIR),$(HOME)/.cache/certsync/tools)
 export CERTSYNC_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build tools demo test lint bench clean
+.PHONY: all build tools demo-tools demo test lint bench clean
 
 all: build
 
@@ -19,7 +19,11 @@ build:
 tools:
 	@bash hack/build-tools.sh >/dev/null
 
-demo: tools build
+# The demo needs the API server, etcd and sops, not the linters.
+demo-tools:
+	@bash hack/build-tools.sh demo >/dev/null
+
+demo: demo-tools build
 	./bin/certsync-demo --certsync ./bin/certsync --example examples/repo
 
 lint: tools

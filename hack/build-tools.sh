@@ -5,7 +5,9 @@
 #   sops                   (proves others can decrypt what certsync wrote)
 #   actionlint             (lints .github/workflows)
 # Each binary is rebuilt only when the pinned version changes.
+# "build-tools.sh demo" builds what `make demo` runs (no actionlint).
 set -euo pipefail
+want=${1:-all}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CERTSYNC_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/certsync/tools}
@@ -47,7 +49,7 @@ if ! fresh sops "$SOPS_VERSION"; then
   stamp sops "$SOPS_VERSION"
 fi
 
-if ! fresh actionlint "$ACTIONLINT_VERSION"; then
+if [ "$want" != demo ] && ! fresh actionlint "$ACTIONLINT_VERSION"; then
   step "building actionlint $ACTIONLINT_VERSION"
   GOBIN="$cache" go install -trimpath "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
   stamp actionlint "$ACTIONLINT_VERSION"
