@@ -500,9 +500,6 @@ func TestFaultFiveAgents(t *testing.T) {
 					args := append([]string{"reconcile"}, f.args...)
 					args = append(args, "--cache-dir", filepath.Join(f.dir, fmt.Sprintf("agent-%d", i)))
 					args = append(args, tc.extra...)
-					if tc.dns01 { // each agent its own HTTP-01 address, as separate Pods have
-						args = append(args, "--http01-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-					}
 					codes[i] = run(context.Background(), args, func(k string) string { return f.env[k] }, io.Discard, &logs[i])
 				}()
 			}

@@ -171,9 +171,10 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 			return nil, noop, fmt.Errorf("read --acme-ca-file: %w", err)
 		}
 	}
-	// The HTTP-01 listener opens with the first issuer, that is only when
-	// a pass orders something: a pass with nothing due binds no port.
-	http01 := &http01Listener{addr: o.HTTP01Addr, solver: acme.NewHTTP01Solver(), log: log}
+	// The HTTP-01 listener opens before the first HTTP-01 order: a pass
+	// with nothing due, or ordering through DNS-01 only, binds no port.
+	http01 := &http01Listener{addr: o.HTTP01Addr, log: log}
+	http01.solver = acme.NewHTTP01Solver(http01.listen)
 	cleanup := http01.stop
 	dns := acme.DNS01Options{CheckPropagation: o.DNS01CheckPropagation, PropagationTimeout: o.DNS01PropagationTimeout}
 	if o.DNS01Nameservers != "" {
@@ -253,10 +254,11 @@ type http01Listener struct {
 	shutdown func()
 }
 
-// start opens the listener on first use.
-func (h *http01Listener) start() (*acme.HTTP01Solver, error) {
+// listen opens the listener on first use; the solver calls it before
+// each HTTP-01 order.
+func (h *http01Listener) listen() error {
 	h.once.Do(func() { h.shutdown, h.err = serveHTTP01(h.addr, h.solver, h.log) })
-	return h.solver, h.err
+	return h.err
 }
 
 func (h *http01Listener) stop() {

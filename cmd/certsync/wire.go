@@ -161,18 +161,8 @@ func issuerFactory(http01 *http01Listener, dns acme.DNS01Options, allowedDNS []s
 		if iss.ACME == nil {
 			return nil, fmt.Errorf("%w: only ACME issuers are supported", issuer.ErrPermanent)
 		}
-		var solver *acme.HTTP01Solver
-		for _, sv := range iss.ACME.Solvers {
-			if sv.HTTP01 != nil {
-				var err error
-				if solver, err = http01.start(); err != nil {
-					return nil, err
-				}
-				break
-			}
-		}
 		return acme.New(ctx, acme.Config{
-			Issuer: *iss, AccountKey: accountKey, HTTP01: solver, DNS01: dns,
+			Issuer: *iss, AccountKey: accountKey, HTTP01: http01.solver, DNS01: dns,
 			Secrets: secrets, AllowedDNSProviders: allowedDNS,
 			ExtraRootsPEM: extraRootsPEM, UserAgent: "certsync", Logger: log,
 		})

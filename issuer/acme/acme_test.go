@@ -23,7 +23,7 @@ import (
 // allows one per process).
 var (
 	ca     *testbed.ACME
-	solver = NewHTTP01Solver()
+	solver = NewHTTP01Solver(nil)
 )
 
 func TestMain(m *testing.M) {

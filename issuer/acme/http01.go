@@ -13,11 +13,28 @@ import (
 type HTTP01Solver struct {
 	mu     sync.RWMutex
 	tokens map[string]string // token → key authorization
+
+	// listen, when set, opens the listener that serves this solver; it
+	// is called before each HTTP-01 order (it must be idempotent), so an
+	// agent that orders only through DNS-01 never binds a port, and a
+	// port in use fails the order before it reaches the CA.
+	listen func() error
 }
 
 // NewHTTP01Solver returns an empty solver; serve it on the address the
-// CA reaches for port 80 of the names being validated.
-func NewHTTP01Solver() *HTTP01Solver { return &HTTP01Solver{tokens: map[string]string{}} }
+// CA reaches for port 80 of the names being validated. listen, if not
+// nil, starts serving it (see HTTP01Solver.listen).
+func NewHTTP01Solver(listen func() error) *HTTP01Solver {
+	return &HTTP01Solver{tokens: map[string]string{}, listen: listen}
+}
+
+// ready makes sure the solver is served before an HTTP-01 order.
+func (s *HTTP01Solver) ready() error {
+	if s.listen == nil {
+		return nil
+	}
+	return s.listen()
+}
 
 const challengePrefix = "/.well-known/acme-challenge/"
 

@@ -30,6 +30,11 @@ func (i *Issuer) Issue(ctx context.Context, req issuer.Request) (*issuer.Certifi
 	if err != nil {
 		return nil, err
 	}
+	if p.http01 {
+		if err := i.cfg.HTTP01.ready(); err != nil {
+			return nil, err
+		}
+	}
 	routes := map[string]challenge.Provider{}
 	for name, idx := range p.dns {
 		if routes[name], err = i.dns.get(ctx, idx); err != nil {
