@@ -68,6 +68,8 @@ type Action struct {
 	// FreshKey is set on orders whose committed key must not be reused,
 	// whatever rotationPolicy says: it was exposed or cannot be trusted.
 	FreshKey bool
+	// HeldBy names the agent whose order claim makes this a Wait.
+	HeldBy string
 }
 
 // Subject names what the action is about, for tables and commit messages.
@@ -293,7 +295,8 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 	if kind != "" {
 		if cl, held := s.Claims[path]; held && cl.Agent != s.Agent && cl.Holds(path, s.Now) {
 			a := base
-			a.Kind, a.Reason = Wait, fmt.Sprintf("%s; agent %s is ordering it (claim until %s)", reason, cl.Agent, committed.FormatTime(cl.Expires))
+			a.Kind, a.HeldBy = Wait, cl.Agent
+			a.Reason = fmt.Sprintf("%s; agent %s is ordering it (claim until %s)", reason, cl.Agent, committed.FormatTime(cl.Expires))
 			p.Actions = append(p.Actions, a)
 			if p.NextRenewal.IsZero() || cl.Expires.Before(p.NextRenewal) {
 				p.NextRenewal = cl.Expires

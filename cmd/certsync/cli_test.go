@@ -26,6 +26,10 @@ func TestCLI(t *testing.T) {
 		{[]string{"reconcile", "--repo", "x", "--log-level", "loud"}, 2, "want debug, info, warn or error"},
 		{[]string{"renew", "--repo", "x"}, 2, "name a Certificate, or use --all or -l selector"},
 		{[]string{"renew", "--all", "-l", "a=b", "--repo", "x"}, 2, "--all cannot be combined"},
+		{[]string{"status", "--repo", "x", "-o", "yaml"}, 2, `-o "yaml": want table or json`},
+		{[]string{"status", "shop/web", "--repo", "x"}, 2, "unexpected arguments"},
+		{[]string{"restore", "--repo", "x"}, 2, "no cluster: pass --kubeconfig"},
+		{[]string{"export", "--repo", "x"}, 2, "usage: certsync export"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

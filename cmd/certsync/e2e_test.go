@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -276,6 +277,19 @@ func TestReconcileEndToEnd(t *testing.T) {
 	for _, want := range []string{"NEXT RENEWAL", "checkout", "example.com,*.example.com", "Ready", "ClusterIssuer/letsencrypt-staging"} {
 		if !strings.Contains(statusOut.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, statusOut.String())
+		}
+	}
+	statusOut.Reset()
+	if code := run(context.Background(), append(statusArgs, "-o", "json"), func(k string) string { return b.env[k] }, &statusOut, &statusErr); code != 0 {
+		t.Fatalf("status -o json exited %d: %s", code, statusErr.String())
+	}
+	var st statusJSON
+	if err := json.Unmarshal(statusOut.Bytes(), &st); err != nil || st.Commit != first || len(st.Certificates) != 3 {
+		t.Fatalf("status -o json: %v, %+v", err, st)
+	}
+	for _, r := range st.Certificates {
+		if r.State != "Ready" || r.NotAfter == nil || r.Issuer != "ClusterIssuer/letsencrypt-staging" {
+			t.Errorf("status -o json row %+v", r)
 		}
 	}
 

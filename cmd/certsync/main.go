@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return cmdExport(ctx, args[1:], getenv, stdout, stderr)
-	case "version":
+	case "version", "--version":
 		fmt.Fprintln(stdout, "certsync", version)
 		return 0
 	case "-h", "--help", "help":

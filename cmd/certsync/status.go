@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -18,9 +19,20 @@ import (
 // cmdStatus prints one row per declared certificate, read from Git alone:
 // no decryption key and no cluster access are needed.
 func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, log, code, ok := parseCommand("status", args, getenv, stderr, nil)
+	var output string
+	o, log, code, ok := parseCommand("status", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&output, "o", "table", "output format: table or json")
+	})
 	if !ok {
 		return code
+	}
+	if len(o.args) > 0 {
+		fmt.Fprintf(stderr, "certsync status: unexpected arguments %q (it lists every certificate)\n", o.args)
+		return 2
+	}
+	if output != "table" && output != "json" {
+		fmt.Fprintf(stderr, "certsync status: -o %q: want table or json\n", output)
+		return 2
 	}
 	o.DryRun, o.NoApply = true, true
 	res, err := reconcileOnce(ctx, o, getenv, log)
@@ -28,46 +40,100 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
 		return 1
 	}
-	printStatus(stdout, res, time.Now())
+	rows := statusRows(res, time.Now())
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(statusJSON{Commit: res.Head, Cluster: res.ClusterName(), Certificates: rows}); err != nil {
+			fmt.Fprintf(stderr, "certsync: %v\n", err)
+			return 1
+		}
+	} else {
+		printStatus(stdout, res.Head, rows)
+	}
 	return reportProblems(stderr, res.Problems, "the table shows the valid declarations")
 }
 
-func printStatus(w io.Writer, res *reconcile.Result, now time.Time) {
+// statusRow is one certificate in `certsync status`.
+type statusRow struct {
+	Namespace   string     `json:"namespace"`
+	Name        string     `json:"name"`
+	DNSNames    []string   `json:"dnsNames"`
+	Issuer      string     `json:"issuer"`
+	NotAfter    *time.Time `json:"notAfter,omitempty"`
+	NextRenewal *time.Time `json:"nextRenewal,omitempty"`
+	IssuedAt    *time.Time `json:"issuedAt,omitempty"`
+	// State is Ready, Expired, Due, Failed or Ordering; Reason says why.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Verified is false when no key checked the committed file.
+	Verified bool `json:"verified"`
+}
+
+type statusJSON struct {
+	Commit       string      `json:"commit"`
+	Cluster      string      `json:"cluster"`
+	Certificates []statusRow `json:"certificates"`
+}
+
+func statusRows(res *reconcile.Result, now time.Time) []statusRow {
 	due := map[string]reconcile.Action{}
 	for _, a := range res.Plan.Actions {
 		if a.Certificate != nil && (a.Kind.Orders() || a.Kind == reconcile.Wait) {
 			due[a.Certificate.Key()] = a
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tNAME\tDNS NAMES\tISSUER\tNOT AFTER\tNEXT RENEWAL\tSTATE\tISSUED")
+	rows := make([]statusRow, 0, len(res.Certificates))
 	for i := range res.Certificates {
 		c := &res.Certificates[i]
+		row := statusRow{Namespace: c.Namespace, Name: c.Name, DNSNames: c.DNSNames, Issuer: issuerName(c), State: "Ready"}
 		rec, ok := res.Records[committed.SecretPath(res.ClusterName(), c.Namespace, c.SecretName)]
-		notAfter, next, issued := "-", "-", "-"
-		state := "Ready"
 		if ok {
-			notAfter = committed.FormatTime(rec.NotAfter)
-			next = committed.FormatTime(reconcile.RenewalTime(c, &rec, reconcile.Policy{}))
-			issued = committed.FormatTime(rec.IssuedAt)
+			notAfter, next, issued := rec.NotAfter, reconcile.RenewalTime(c, &rec, reconcile.Policy{}), rec.IssuedAt
+			row.NotAfter, row.NextRenewal, row.IssuedAt = &notAfter, &next, &issued
+			row.Verified = res.Verified[rec.Path]
 			if now.After(rec.NotAfter) {
-				state = "Expired"
+				row.State = "Expired"
 			}
 		}
 		if a, isDue := due[c.Key()]; isDue {
-			state = "Due: " + a.Reason
-			if a.Kind == reconcile.Wait {
-				state = "Failed: " + a.Reason
+			row.State, row.Reason = "Due", a.Reason
+			switch {
+			case a.HeldBy != "":
+				row.State = "Ordering"
+			case a.Kind == reconcile.Wait:
+				row.State = "Failed"
 			}
-		} else if ok && !res.Verified[rec.Path] {
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func printStatus(w io.Writer, head string, rows []statusRow) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tDNS NAMES\tISSUER\tNOT AFTER\tNEXT RENEWAL\tSTATE\tISSUED")
+	for _, r := range rows {
+		state := r.State
+		switch {
+		case r.Reason != "":
+			state += ": " + r.Reason
+		case r.NotAfter != nil && !r.Verified:
 			// Read from plaintext metadata that no key checked against
 			// the SOPS MAC: a hand edit would go unnoticed here.
 			state += " (unverified: no key to check the file)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Namespace, c.Name, strings.Join(c.DNSNames, ","), issuerName(c), notAfter, next, state, issued)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, strings.Join(r.DNSNames, ","), r.Issuer, formatTime(r.NotAfter), formatTime(r.NextRenewal), state, formatTime(r.IssuedAt))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nat commit %s\n", short(res.Head))
+	fmt.Fprintf(w, "\nat commit %s\n", short(head))
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return committed.FormatTime(*t)
 }
 
 func issuerName(c *declared.Certificate) string { return c.IssuerRef.Kind + "/" + c.IssuerRef.Name }
