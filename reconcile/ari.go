@@ -78,9 +78,13 @@ func (r *Reconciler) pollWindows(ctx context.Context, p *pass) {
 	for _, d := range due {
 		w, err := r.pollWindow(ctx, p, issuers, d.c, d.path, now)
 		if err != nil {
+			// Keep the committed window; ask again after the default interval.
+			rec := p.state.Committed[d.path]
+			r.setWindow(d.path, Window{Serial: rec.Serial, Start: rec.RenewalWindowStart, End: rec.RenewalWindowEnd, NextPoll: now.Add(defaultPollInterval)})
 			r.log.Warn("could not ask the CA for a renewal window; keeping the committed one and asking again later", "path", d.path, "error", err)
 			continue
 		}
+		r.setWindow(d.path, w)
 		if rec := p.state.Committed[d.path]; !w.Start.Equal(rec.RenewalWindowStart) || !w.End.Equal(rec.RenewalWindowEnd) {
 			moved++
 			r.log.Info("the CA moved a renewal window", "path", d.path, "start", w.Start, "end", w.End)
@@ -89,48 +93,39 @@ func (r *Reconciler) pollWindows(ctx context.Context, p *pass) {
 	r.log.Info("asked the CA for renewal windows (ARI)", "certificates", len(due), "moved", moved)
 }
 
-// pollWindow asks for one certificate's window and records it. A failed
-// request is asked again after the default interval.
+// pollWindow asks the CA for one certificate's window.
 func (r *Reconciler) pollWindow(ctx context.Context, p *pass, issuers *issuerCache, c *declared.Certificate, path string, now time.Time) (Window, error) {
-	rec := p.state.Committed[path]
-	failed := Window{Serial: rec.Serial, Start: rec.RenewalWindowStart, End: rec.RenewalWindowEnd, NextPoll: now.Add(defaultPollInterval)}
 	decl := p.set.IssuerFor(c)
 	if decl == nil {
-		return failed, errors.New("its issuer is not declared")
+		return Window{}, errors.New("its issuer is not declared")
 	}
 	iss, err := issuers.get(ctx, decl)
 	if err != nil {
-		r.setWindow(path, failed)
-		return failed, err
+		return Window{}, err
 	}
 	adv, ok := iss.(issuer.RenewalAdvisor)
 	if !ok {
-		r.setWindow(path, failed)
-		return failed, errors.New("the issuer has no renewal information")
+		return Window{}, errors.New("the issuer has no renewal information")
 	}
 	s, err := r.decryptSecret(ctx, p, path)
 	if err != nil {
-		r.setWindow(path, failed)
-		return failed, err
+		return Window{}, err
 	}
 	chain, err := pki.ParseChain(s.Data[corev1.TLSCertKey])
 	if err != nil || len(chain) == 0 {
-		r.setWindow(path, failed)
-		return failed, errors.New("no certificate in tls.crt")
+		return Window{}, errors.New("no certificate in tls.crt")
 	}
 	got, ok, err := adv.RenewalWindow(ctx, chain[0])
-	if err != nil || !ok {
-		r.setWindow(path, failed)
-		if err == nil {
-			err = errors.New("the CA suggested no window")
-		}
-		return failed, err
+	if err == nil && !ok {
+		err = errors.New("the CA suggested no window")
 	}
-	w := Window{Serial: rec.Serial, Start: got.Start, End: got.End, NextPoll: got.RetryAfter}
+	if err != nil {
+		return Window{}, err
+	}
+	w := Window{Serial: p.state.Committed[path].Serial, Start: got.Start, End: got.End, NextPoll: got.RetryAfter}
 	if w.NextPoll.IsZero() || !w.NextPoll.After(now) {
 		w.NextPoll = now.Add(defaultPollInterval)
 	}
-	r.setWindow(path, w)
 	return w, nil
 }
 

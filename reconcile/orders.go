@@ -258,9 +258,7 @@ func (p *progress) add(n int) string {
 // time across chunks, and returns once all have started (or the pass was
 // stopped: chunk.notStarted).
 func (o *orderRun) start(part []Action, heldPaths []string) *chunk {
-	r, ctx, drain, p, issuers, w, sem, prog, res := o.r, o.ctx, o.drain, o.p, o.issuers, o.w, o.sem, o.prog, o.res
 	c := &chunk{held: heldPaths}
-	mu, wg := &o.mu, &c.wg
 	held := map[string]bool{}
 	for _, path := range heldPaths {
 		held[path] = true
@@ -270,11 +268,11 @@ func (o *orderRun) start(part []Action, heldPaths []string) *chunk {
 			continue
 		}
 		select {
-		case sem <- struct{}{}:
-		case <-drain:
-		case <-ctx.Done():
+		case o.sem <- struct{}{}:
+		case <-o.drain:
+		case <-o.ctx.Done():
 		}
-		if stopped(ctx, drain) {
+		if stopped(o.ctx, o.drain) {
 			for _, b := range part[i:] {
 				if held[b.Path] {
 					c.notStarted++
@@ -282,61 +280,71 @@ func (o *orderRun) start(part []Action, heldPaths []string) *chunk {
 			}
 			return c
 		}
-		if !w.stillDue(a.Path) {
-			<-sem
-			prog.add(1)
-			r.log.Info("not ordering: another writer committed it meanwhile", "certificate", a.Certificate.Key())
+		if !o.w.stillDue(a.Path) {
+			<-o.sem
+			o.prog.add(1)
+			o.r.log.Info("not ordering: another writer committed it meanwhile", "certificate", a.Certificate.Key())
 			continue
 		}
-		wg.Add(1)
+		c.wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			key := a.Certificate.Key()
-			secret, content, is, reused := r.reuseCarried(ctx, p, a)
-			var err error
-			if !reused {
-				secret, content, is, err = r.orderOne(ctx, p, issuers, a)
-			}
-			if err == nil {
-				changes := []FileChange{{Path: a.Path, Content: content}}
-				if req, ok := p.requests[key]; ok {
-					changes = append(changes, FileChange{Path: req.Path, Delete: true})
-				}
-				err = w.add(ctx, changes, a.Path, secret, &is, false)
-				if err != nil {
-					err = fmt.Errorf("issued serial %s but could not commit it: %w", is.Serial, err)
-				}
-			}
-			progress := prog.add(1)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil && reused:
-				res.reused++
-				r.log.Info("reused a certificate an earlier pass ordered but could not push", "certificate", key, "serial", is.Serial, "progress", progress)
-			case err == nil:
-				r.clearFailure(key)
-				r.log.Info("issued", "certificate", key, "serial", is.Serial, "notAfter", is.NotAfter, "progress", progress)
-			case ctx.Err() != nil:
-				// Shutdown is never an order failure: no backoff.
-				res.interrupted++
-				r.log.Warn("order interrupted by shutdown; it is ordered again next pass", "certificate", key, "progress", progress)
-			case errors.Is(err, errNotOrdered):
-				// Nothing reached the CA: no backoff either.
-				res.interrupted++
-				res.problems = append(res.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
-				r.log.Warn("not ordered; it is ordered next pass", "certificate", key, "progress", progress, "error", err)
-			default:
-				r.recordFailure(key, p.state.Fingerprints[key], r.cfg.Clock(), err)
-				failed := a
-				failed.Reason = err.Error()
-				res.failed = append(res.failed, failed)
-				r.log.Error("order failed", "certificate", key, "source", a.Certificate.Source.String(), "progress", progress, "error", err)
-				res.problems = append(res.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
-			}
+			defer func() { <-o.sem; c.wg.Done() }()
+			is, reused, err := o.orderAndCommit(a)
+			o.record(a, is, reused, err)
 		}()
 	}
 	return c
+}
+
+// orderAndCommit orders one certificate (or reuses one an earlier pass
+// ordered but could not push) and hands it to the writer.
+func (o *orderRun) orderAndCommit(a Action) (Issued, bool, error) {
+	secret, content, is, reused := o.r.reuseCarried(o.ctx, o.p, a)
+	if !reused {
+		var err error
+		if secret, content, is, err = o.r.orderOne(o.ctx, o.p, o.issuers, a); err != nil {
+			return is, false, err
+		}
+	}
+	changes := []FileChange{{Path: a.Path, Content: content}}
+	if req, ok := o.p.requests[a.Certificate.Key()]; ok {
+		changes = append(changes, FileChange{Path: req.Path, Delete: true})
+	}
+	if err := o.w.add(o.ctx, changes, a.Path, secret, &is, false); err != nil {
+		return is, reused, fmt.Errorf("issued serial %s but could not commit it: %w", is.Serial, err)
+	}
+	return is, reused, nil
+}
+
+// record files one order's outcome: a failure is backed off by its cause;
+// a shutdown, or trouble before anything reached the CA, is not.
+func (o *orderRun) record(a Action, is Issued, reused bool, err error) {
+	r, key := o.r, a.Certificate.Key()
+	progress := o.prog.add(1)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case err == nil && reused:
+		o.res.reused++
+		r.log.Info("reused a certificate an earlier pass ordered but could not push", "certificate", key, "serial", is.Serial, "progress", progress)
+	case err == nil:
+		r.clearFailure(key)
+		r.log.Info("issued", "certificate", key, "serial", is.Serial, "notAfter", is.NotAfter, "progress", progress)
+	case o.ctx.Err() != nil:
+		o.res.interrupted++
+		r.log.Warn("order interrupted by shutdown; it is ordered again next pass", "certificate", key, "progress", progress)
+	case errors.Is(err, errNotOrdered):
+		o.res.interrupted++
+		o.res.problems = append(o.res.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
+		r.log.Warn("not ordered; it is ordered next pass", "certificate", key, "progress", progress, "error", err)
+	default:
+		r.recordFailure(key, o.p.state.Fingerprints[key], r.cfg.Clock(), err)
+		failed := a
+		failed.Reason = err.Error()
+		o.res.failed = append(o.res.failed, failed)
+		r.log.Error("order failed", "certificate", key, "source", a.Certificate.Source.String(), "progress", progress, "error", err)
+		o.res.problems = append(o.res.problems, fmt.Errorf("%s: %s: %w", a.Certificate.Source, key, err))
+	}
 }
 
 // stopped reports whether the pass must start no new order.

@@ -67,7 +67,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return 1
 	}
 	start := time.Now()
-	prog := &progressLine{w: stderr, what: "restoring Secrets of cluster " + o.Cluster}
+	prog := newProgressLine(stderr, "restoring Secrets of cluster "+o.Cluster)
 	sum, err := restore.Run(ctx, tree, dec, restoreCluster{c}, restore.Options{
 		Cluster: o.Cluster, CreateNamespaces: createNS, Concurrency: o.Concurrency * 2, Progress: prog.update,
 	})
@@ -110,23 +110,24 @@ func treeDecrypter(tree reconcile.Tree, identities []byte, log *slog.Logger) (re
 type progressLine struct {
 	w     io.Writer
 	what  string
+	tty   bool
 	last  time.Time
 	shown bool
-	tty   *bool
+}
+
+func newProgressLine(w io.Writer, what string) *progressLine {
+	p := &progressLine{w: w, what: what}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil {
+			p.tty = fi.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return p
 }
 
 func (p *progressLine) update(done, total int) {
-	if p.tty == nil {
-		tty := false
-		if f, ok := p.w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil {
-				tty = fi.Mode()&os.ModeCharDevice != 0
-			}
-		}
-		p.tty = &tty
-	}
 	every := 3 * time.Second
-	if *p.tty {
+	if p.tty {
 		every = 250 * time.Millisecond
 	}
 	now := time.Now()
@@ -134,7 +135,7 @@ func (p *progressLine) update(done, total int) {
 		return
 	}
 	p.last = now
-	if *p.tty {
+	if p.tty {
 		p.shown = true
 		fmt.Fprintf(p.w, "\r%s: %d/%d", p.what, done, total)
 		return
