@@ -120,11 +120,9 @@ func findCommitted(tree reconcile.Tree, clusterName, name string) (string, commi
 	if !ok || ns == "" || n == "" {
 		return "", committed.Certificate{}, fmt.Errorf("%q: want NAMESPACE/NAME", name)
 	}
-	if path := committed.SecretPath(clusterName, ns, n); pathExists(tree, path) {
-		content, err := tree.ReadFile(path)
-		if err != nil {
-			return "", committed.Certificate{}, err
-		}
+	// NAME is the Secret's name: its file is known.
+	path := committed.SecretPath(clusterName, ns, n)
+	if content, err := tree.ReadFile(path); err == nil {
 		rec, err := committed.Read(path, content)
 		return path, rec, err
 	}
@@ -142,11 +140,6 @@ func findCommitted(tree reconcile.Tree, clusterName, name string) (string, commi
 		}
 	}
 	return "", committed.Certificate{}, fmt.Errorf("no certificate %s committed for cluster %s (is it issued yet? certsync status lists them)", name, clusterName)
-}
-
-func pathExists(tree reconcile.Tree, path string) bool {
-	_, err := tree.ReadFile(path)
-	return err == nil
 }
 
 // runHook runs the operator's program after the files changed.
