@@ -2,6 +2,7 @@ package declared
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ func parseCertificate(d *document) (Certificate, error) {
 		Duration:   DefaultDuration,
 		IssuerRef:  IssuerRef{Name: sp.IssuerRef.Name, Kind: sp.IssuerRef.Kind, Group: sp.IssuerRef.Group},
 	}
+	delivery, err := parseDelivery(d, raw.Metadata.Annotations)
+	if err != nil {
+		return c, err
+	}
+	c.Delivery = delivery
 	if sp.SecretTemplate != nil {
 		c.SecretTemplate = SecretTemplate{Labels: sp.SecretTemplate.Labels, Annotations: sp.SecretTemplate.Annotations}
 	}
@@ -232,4 +238,46 @@ func validateObjectName(d *document, name, namespace string) error {
 		}
 	}
 	return nil
+}
+
+// parseDelivery reads certsync's annotations. An unknown certsync.io/
+// annotation is refused: a misspelt "certsync.io/cluster" silently ignored
+// would deliver the key to clusters nobody chose.
+func parseDelivery(d *document, annotations map[string]string) (Delivery, error) {
+	var out Delivery
+	for _, key := range sortedKeys(annotations) {
+		if !strings.HasPrefix(key, "certsync.io/") {
+			continue
+		}
+		value := strings.TrimSpace(annotations[key])
+		switch key {
+		case AnnotationClusters:
+			out.Line = d.keyLine("metadata.annotations", key)
+			for _, name := range strings.Split(value, ",") {
+				name = strings.TrimSpace(name)
+				if name == "" {
+					return out, d.failKey("metadata.annotations", key, "lists an empty cluster name (write names separated by commas, or \"all\")")
+				}
+				if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 && name != "all" {
+					return out, d.failKey("metadata.annotations", key, "%q is not a valid cluster name: %s", clip(name), strings.Join(msgs, "; "))
+				}
+				out.Clusters = append(out.Clusters, name)
+			}
+			if len(out.Clusters) > 1 && slices.Contains(out.Clusters, "all") {
+				return out, d.failKey("metadata.annotations", key, "\"all\" cannot be combined with cluster names")
+			}
+		case AnnotationClusterSelector:
+			out.Line = d.keyLine("metadata.annotations", key)
+			if value == "" {
+				return out, d.failKey("metadata.annotations", key, "is empty; write a label selector such as env=prod")
+			}
+			out.Selector = value
+		default:
+			return out, d.failKey("metadata.annotations", key, "is not a certsync annotation (known: %s, %s)", AnnotationClusters, AnnotationClusterSelector)
+		}
+	}
+	if len(out.Clusters) > 0 && out.Selector != "" {
+		return out, d.failKey("metadata.annotations", AnnotationClusterSelector, "cannot be combined with %s: name the clusters or select them, not both", AnnotationClusters)
+	}
+	return out, nil
 }

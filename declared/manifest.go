@@ -10,6 +10,9 @@ type rawMeta struct {
 	Name      string            `yaml:"name"`
 	Namespace string            `yaml:"namespace"`
 	Labels    map[string]string `yaml:"labels"`
+	// Annotations are read for certsync's own settings (AnnotationClusters,
+	// AnnotationClusterSelector); other annotations are left alone.
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 type rawCertificate struct {

@@ -303,15 +303,7 @@ func (d *document) node(field string) (*yaml.Node, int) {
 // key's own line. Keys are taken literally: "tls.crt" or
 // "example.com/team" are one key, not a path.
 func (d *document) failKey(field, key string, format string, args ...any) error {
-	n, line := d.node(field)
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				line = n.Content[i].Line
-				break
-			}
-		}
-	}
+	line := d.keyLine(field, key)
 	name := fmt.Sprintf("%s[%q]", field, clip(key))
 	switch {
 	case field == "":
@@ -320,6 +312,20 @@ func (d *document) failKey(field, key string, format string, args ...any) error 
 		name = field + "." + key
 	}
 	return &fieldError{line: line, field: name, msg: fmt.Sprintf(format, args...)}
+}
+
+// keyLine is the line of one key of the mapping at field (the mapping's
+// own line when the key is absent).
+func (d *document) keyLine(field, key string) int {
+	n, line := d.node(field)
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i].Line
+			}
+		}
+	}
+	return line
 }
 
 // isIdentifier reports whether a key can be written as a path element

@@ -58,6 +58,10 @@ type Certificate struct {
 	// Labels are the Certificate's own metadata labels; renewal requests and
 	// selectors (certsync renew -l) match them.
 	Labels map[string]string
+	// Delivery is which clusters receive the certificate, from certsync's
+	// annotations on the Certificate; empty when it has none (certsync.yaml
+	// decides, see package settings).
+	Delivery Delivery
 
 	SecretName string
 	// SecretTemplate labels and annotations are copied onto the Secret.
@@ -80,6 +84,31 @@ type Certificate struct {
 
 // Key returns "namespace/name", the identity used in logs, commits and plans.
 func (c *Certificate) Key() string { return c.Namespace + "/" + c.Name }
+
+// Annotations certsync reads on a Certificate (or on an Ingress or
+// Gateway that stands for one). They are certsync's settings, kept out of
+// cert-manager's schema so the manifest stays valid for cert-manager.
+const (
+	// AnnotationClusters lists the clusters that receive the certificate,
+	// comma-separated, or "all" for every cluster certsync.yaml declares.
+	AnnotationClusters = "certsync.io/clusters"
+	// AnnotationClusterSelector picks the receiving clusters by their
+	// labels in certsync.yaml, in Kubernetes label-selector syntax
+	// ("env=prod,region in (eu,us)").
+	AnnotationClusterSelector = "certsync.io/cluster-selector"
+)
+
+// Delivery is what a Certificate's annotations say about the clusters that
+// receive it. At most one of Clusters and Selector is set.
+type Delivery struct {
+	Clusters []string // names as written; "all" stands alone
+	Selector string   // label selector as written
+	// Line is where the annotation was written, for messages.
+	Line int
+}
+
+// IsZero reports whether the Certificate names no clusters itself.
+func (d Delivery) IsZero() bool { return len(d.Clusters) == 0 && d.Selector == "" }
 
 // SecretTemplate is spec.secretTemplate.
 type SecretTemplate struct {
