@@ -1,0 +1,321 @@
+// Package settings reads certsync.yaml, the repository's own settings:
+// the clusters it serves and which of them receive each certificate.
+//
+// cert-manager's schema stays untouched: a Certificate says where it goes
+// with certsync.io/* annotations (see declared.AnnotationClusters), and
+// certsync.yaml says it for whole folders.
+//
+//	apiVersion: certsync.io/v1alpha1
+//	kind: Settings
+//	clusters:
+//	- name: prod-eu
+//	  labels: {env: prod, region: eu}
+//	- name: staging
+//	  labels: {env: staging}
+//	delivery:
+//	- paths: [platform/]          # a folder, or a path.Match glob
+//	  clusters: [all]
+//	- paths: [apps/*/prod.yaml]
+//	  clusterSelector: env=prod
+//
+// # Which clusters receive a certificate
+//
+// The first of these that says something decides:
+//
+//  1. the Certificate's certsync.io/clusters or certsync.io/cluster-selector
+//     annotation;
+//  2. the first delivery rule whose paths match the file it is declared in;
+//  3. Flux's layout: a file under clusters/<name>/ where <name> is a
+//     declared cluster goes to that cluster;
+//  4. with no clusters declared at all (no certsync.yaml), the agent's own
+//     cluster (--cluster): a single-cluster setup needs no settings.
+//
+// Otherwise the certificate goes nowhere, and that is an error naming its
+// file: a private key is never sent to a cluster nobody chose.
+package settings
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/certsync/certsync/declared"
+)
+
+// Path is where the settings file lives in the repository.
+const Path = "certsync.yaml"
+
+// FluxClustersDir is the folder of Flux's per-cluster layout.
+const FluxClustersDir = "clusters/"
+
+// All stands for every declared cluster in a clusters list.
+const All = "all"
+
+// Settings is certsync.yaml. The zero value is a repository without one.
+type Settings struct {
+	Clusters []Cluster
+	Delivery []Rule
+}
+
+// Cluster is one cluster certsync delivers to. Its name is the folder of
+// its Secrets (secrets/<name>/) and what an applier's --cluster names.
+type Cluster struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Rule delivers the certificates declared in some files to some clusters.
+type Rule struct {
+	// Paths are folders (ending in "/") or path.Match globs of
+	// repository files.
+	Paths []string
+	// Clusters are names, or [All]; Selector picks clusters by label.
+	Clusters []string
+	Selector labels.Selector
+	// Line is where the rule starts in certsync.yaml.
+	Line int
+}
+
+type rawSettings struct {
+	APIVersion string       `yaml:"apiVersion"`
+	Kind       string       `yaml:"kind"`
+	Clusters   []rawCluster `yaml:"clusters"`
+	Delivery   []rawRule    `yaml:"delivery"`
+}
+
+type rawCluster struct {
+	Name   string            `yaml:"name"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+type rawRule struct {
+	Paths           []string `yaml:"paths"`
+	Clusters        []string `yaml:"clusters"`
+	ClusterSelector string   `yaml:"clusterSelector"`
+}
+
+// Parse reads certsync.yaml. Errors name the file and line.
+func Parse(content []byte) (Settings, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(content, &doc); err != nil {
+		return Settings{}, fmt.Errorf("%s: malformed YAML: %v", Path, err)
+	}
+	if len(doc.Content) == 0 {
+		return Settings{}, nil
+	}
+	root := doc.Content[0]
+	// A second, strict read: a misspelt field (clusterSelecter) refused
+	// is better than a rule that silently selects nothing.
+	var raw rawSettings
+	strict := yaml.NewDecoder(bytes.NewReader(content))
+	strict.KnownFields(true)
+	if err := strict.Decode(&raw); err != nil {
+		return Settings{}, fmt.Errorf("%s: %v", Path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if raw.APIVersion != "certsync.io/v1alpha1" || raw.Kind != "Settings" {
+		return Settings{}, fmt.Errorf("%s:%d: want apiVersion certsync.io/v1alpha1 and kind Settings, got %q %q", Path, root.Line, raw.APIVersion, raw.Kind)
+	}
+	var s Settings
+	seen := map[string]bool{}
+	for i, c := range raw.Clusters {
+		line := itemLine(root, "clusters", i)
+		if msgs := validation.IsDNS1123Label(c.Name); len(msgs) > 0 || c.Name == All {
+			why := strings.Join(msgs, "; ")
+			if c.Name == All {
+				why = `"all" stands for every cluster`
+			}
+			return Settings{}, fmt.Errorf("%s:%d: clusters[%d].name %q is not a valid cluster name: %s", Path, line, i, c.Name, why)
+		}
+		if seen[c.Name] {
+			return Settings{}, fmt.Errorf("%s:%d: clusters[%d]: cluster %q is declared twice", Path, line, i, c.Name)
+		}
+		seen[c.Name] = true
+		for k, v := range c.Labels {
+			if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+				return Settings{}, fmt.Errorf("%s:%d: clusters[%d].labels: %q: %s", Path, line, i, k, strings.Join(errs, "; "))
+			}
+			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+				return Settings{}, fmt.Errorf("%s:%d: clusters[%d].labels[%q]: %q: %s", Path, line, i, k, v, strings.Join(errs, "; "))
+			}
+		}
+		s.Clusters = append(s.Clusters, Cluster{Name: c.Name, Labels: c.Labels})
+	}
+	for i, r := range raw.Delivery {
+		line := itemLine(root, "delivery", i)
+		rule := Rule{Paths: r.Paths, Line: line}
+		if len(r.Paths) == 0 {
+			return Settings{}, fmt.Errorf("%s:%d: delivery[%d].paths is required (a folder such as apps/, or a glob such as apps/*/prod.yaml)", Path, line, i)
+		}
+		for _, p := range r.Paths {
+			if _, err := path.Match(p, ""); err != nil || p == "" || strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") {
+				return Settings{}, fmt.Errorf("%s:%d: delivery[%d].paths: %q is not a repository folder or glob", Path, line, i, p)
+			}
+		}
+		switch {
+		case len(r.Clusters) > 0 && r.ClusterSelector != "":
+			return Settings{}, fmt.Errorf("%s:%d: delivery[%d]: clusters and clusterSelector cannot be combined", Path, line, i)
+		case len(r.Clusters) > 0:
+			if err := s.checkNames(r.Clusters); err != nil {
+				return Settings{}, fmt.Errorf("%s:%d: delivery[%d].clusters: %w", Path, line, i, err)
+			}
+			rule.Clusters = r.Clusters
+		case r.ClusterSelector != "":
+			sel, err := labels.Parse(r.ClusterSelector)
+			if err != nil {
+				return Settings{}, fmt.Errorf("%s:%d: delivery[%d].clusterSelector: %v", Path, line, i, err)
+			}
+			rule.Selector = sel
+		default:
+			return Settings{}, fmt.Errorf("%s:%d: delivery[%d]: say which clusters receive these certificates (clusters or clusterSelector)", Path, line, i)
+		}
+		s.Delivery = append(s.Delivery, rule)
+	}
+	if len(s.Delivery) > 0 && len(s.Clusters) == 0 {
+		return Settings{}, fmt.Errorf("%s: delivery rules need clusters: declare them under clusters", Path)
+	}
+	return s, nil
+}
+
+// ErrNoCluster is wrapped when a certificate would go to no cluster.
+var ErrNoCluster = errors.New("delivered to no cluster")
+
+// Targets returns the sorted names of the clusters that receive c.
+// agentCluster is the agent's own cluster, used only when certsync.yaml
+// declares no clusters. Errors name c's file and line.
+func (s Settings) Targets(c *declared.Certificate, agentCluster string) ([]string, error) {
+	at := c.Source
+	if c.Delivery.Line > 0 {
+		at.Line = c.Delivery.Line
+	}
+	switch {
+	case len(c.Delivery.Clusters) > 0:
+		if len(s.Clusters) == 0 {
+			return nil, fmt.Errorf("%s: Certificate %s: %s: no clusters are declared: list them in %s", at, c.Key(), declared.AnnotationClusters, Path)
+		}
+		if err := s.checkNames(c.Delivery.Clusters); err != nil {
+			return nil, fmt.Errorf("%s: Certificate %s: %s: %w", at, c.Key(), declared.AnnotationClusters, err)
+		}
+		return s.named(c.Delivery.Clusters), nil
+	case c.Delivery.Selector != "":
+		sel, err := labels.Parse(c.Delivery.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("%s: Certificate %s: %s: %v", at, c.Key(), declared.AnnotationClusterSelector, err)
+		}
+		return s.selected(sel, at, c.Key(), declared.AnnotationClusterSelector)
+	}
+	for _, r := range s.Delivery {
+		if !r.matches(c.Source.File) {
+			continue
+		}
+		if r.Selector != nil {
+			return s.selected(r.Selector, c.Source, c.Key(), fmt.Sprintf("%s:%d (delivery rule)", Path, r.Line))
+		}
+		return s.named(r.Clusters), nil
+	}
+	if rest, ok := strings.CutPrefix(c.Source.File, FluxClustersDir); ok {
+		if name, _, nested := strings.Cut(rest, "/"); nested && s.has(name) {
+			return []string{name}, nil
+		}
+	}
+	if len(s.Clusters) == 0 {
+		return []string{agentCluster}, nil
+	}
+	return nil, fmt.Errorf("%s: Certificate %s: %w: annotate it with %s, add a delivery rule for %s to %s, or declare it under %s<cluster>/",
+		c.Source, c.Key(), ErrNoCluster, declared.AnnotationClusters, c.Source.File, Path, FluxClustersDir)
+}
+
+// Has reports whether name is a declared cluster; with no clusters
+// declared, every name is (a single-cluster setup).
+func (s Settings) Has(name string) bool { return len(s.Clusters) == 0 || s.has(name) }
+
+// Names lists the declared clusters.
+func (s Settings) Names() []string {
+	out := make([]string, len(s.Clusters))
+	for i, c := range s.Clusters {
+		out[i] = c.Name
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s Settings) has(name string) bool {
+	return slices.ContainsFunc(s.Clusters, func(c Cluster) bool { return c.Name == name })
+}
+
+func (s Settings) checkNames(names []string) error {
+	for _, n := range names {
+		if n == All {
+			if len(names) > 1 {
+				return errors.New(`"all" cannot be combined with cluster names`)
+			}
+			continue
+		}
+		if !s.has(n) {
+			return fmt.Errorf("cluster %q is not declared in %s (declared: %s)", n, Path, strings.Join(s.Names(), ", "))
+		}
+	}
+	return nil
+}
+
+func (s Settings) named(names []string) []string {
+	if len(names) == 1 && names[0] == All {
+		return s.Names()
+	}
+	out := slices.Clone(names)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func (s Settings) selected(sel labels.Selector, at declared.Source, key, by string) ([]string, error) {
+	var out []string
+	for _, c := range s.Clusters {
+		if sel.Matches(labels.Set(c.Labels)) {
+			out = append(out, c.Name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: Certificate %s: %w: %s selects none of the clusters in %s (%q)", at, key, ErrNoCluster, by, Path, sel.String())
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (r Rule) matches(file string) bool {
+	for _, p := range r.Paths {
+		if strings.HasSuffix(p, "/") {
+			if strings.HasPrefix(file, p) {
+				return true
+			}
+			continue
+		}
+		if ok, _ := path.Match(p, file); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// itemLine is the line of the i-th item of a top-level list.
+func itemLine(root *yaml.Node, key string, i int) int {
+	if root.Kind != yaml.MappingNode {
+		return root.Line
+	}
+	for j := 0; j+1 < len(root.Content); j += 2 {
+		if root.Content[j].Value == key {
+			list := root.Content[j+1]
+			if list.Kind == yaml.SequenceNode && i < len(list.Content) {
+				return list.Content[i].Line
+			}
+			return list.Line
+		}
+	}
+	return root.Line
+}

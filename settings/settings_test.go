@@ -1,0 +1,113 @@
+package settings
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/certsync/certsync/declared"
+)
+
+const sample = `apiVersion: certsync.io/v1alpha1
+kind: Settings
+clusters:
+- name: prod-eu
+  labels: {env: prod, region: eu}
+- name: prod-us
+  labels: {env: prod, region: us}
+- name: staging
+  labels: {env: staging}
+delivery:
+- paths: [platform/]
+  clusters: [all]
+- paths: ["apps/*/prod.yaml"]
+  clusterSelector: env=prod
+- paths: [apps/shop/staging.yaml]
+  clusters: [staging]
+`
+
+func TestTargets(t *testing.T) {
+	s, err := Parse([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		file     string
+		delivery declared.Delivery
+		want     []string
+		err      string
+	}{
+		{name: "annotation names", file: "platform/x.yaml", delivery: declared.Delivery{Clusters: []string{"staging", "prod-eu"}}, want: []string{"prod-eu", "staging"}},
+		{name: "annotation all", file: "x.yaml", delivery: declared.Delivery{Clusters: []string{"all"}}, want: []string{"prod-eu", "prod-us", "staging"}},
+		{name: "annotation selector", file: "x.yaml", delivery: declared.Delivery{Selector: "env=prod,region!=us", Line: 7}, want: []string{"prod-eu"}},
+		{name: "annotation unknown cluster", file: "x.yaml", delivery: declared.Delivery{Clusters: []string{"prod-ue"}, Line: 7},
+			err: `x.yaml:7: Certificate shop/web: certsync.io/clusters: cluster "prod-ue" is not declared in certsync.yaml (declared: prod-eu, prod-us, staging)`},
+		{name: "annotation selector matches none", file: "x.yaml", delivery: declared.Delivery{Selector: "env=dev"},
+			err: "selects none of the clusters"},
+		{name: "bad selector", file: "x.yaml", delivery: declared.Delivery{Selector: "env in prod"}, err: "certsync.io/cluster-selector"},
+		{name: "folder rule", file: "platform/ingress/tls.yaml", want: []string{"prod-eu", "prod-us", "staging"}},
+		{name: "glob rule", file: "apps/shop/prod.yaml", want: []string{"prod-eu", "prod-us"}},
+		{name: "glob does not cross folders", file: "apps/shop/eu/prod.yaml", err: "delivered to no cluster"},
+		{name: "exact rule", file: "apps/shop/staging.yaml", want: []string{"staging"}},
+		{name: "flux layout", file: "clusters/staging/certs/web.yaml", want: []string{"staging"}},
+		{name: "flux layout, undeclared cluster", file: "clusters/dev/web.yaml", err: "delivered to no cluster"},
+		{name: "nothing says", file: "misc/web.yaml",
+			err: "misc/web.yaml:3: Certificate shop/web: delivered to no cluster: annotate it with certsync.io/clusters, add a delivery rule for misc/web.yaml to certsync.yaml, or declare it under clusters/<cluster>/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := declared.Certificate{Namespace: "shop", Name: "web", Source: declared.Source{File: tt.file, Line: 3}, Delivery: tt.delivery}
+			got, err := s.Targets(&c, "default")
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNoSettingsIsOneCluster(t *testing.T) {
+	var s Settings
+	c := declared.Certificate{Namespace: "shop", Name: "web", Source: declared.Source{File: "clusters/prod/web.yaml"}}
+	if got, err := s.Targets(&c, "edge"); err != nil || !slices.Equal(got, []string{"edge"}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	c.Delivery = declared.Delivery{Clusters: []string{"prod"}}
+	if _, err := s.Targets(&c, "edge"); err == nil || !strings.Contains(err.Error(), "no clusters are declared") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	head := "apiVersion: certsync.io/v1alpha1\nkind: Settings\n"
+	tests := []struct{ name, content, err string }{
+		{"malformed", "clusters: [", "certsync.yaml: malformed YAML"},
+		{"wrong kind", "apiVersion: v1\nkind: ConfigMap\n", "certsync.yaml:1: want apiVersion certsync.io/v1alpha1 and kind Settings"},
+		{"unknown field", head + "clusters:\n- name: a\n  lables: {}\n", "field lables not found"},
+		{"bad name", head + "clusters:\n- name: ../etc\n", `certsync.yaml:4: clusters[0].name "../etc" is not a valid cluster name`},
+		{"all is reserved", head + "clusters:\n- name: all\n", `"all" stands for every cluster`},
+		{"twice", head + "clusters:\n- name: a\n- name: a\n", `certsync.yaml:5: clusters[1]: cluster "a" is declared twice`},
+		{"bad label", head + "clusters:\n- name: a\n  labels: {\"env/\": x}\n", "clusters[0].labels"},
+		{"rule without paths", head + "clusters:\n- name: a\ndelivery:\n- clusters: [a]\n", "certsync.yaml:6: delivery[0].paths is required"},
+		{"rule escapes", head + "clusters:\n- name: a\ndelivery:\n- paths: [../x]\n  clusters: [a]\n", `"../x" is not a repository folder or glob`},
+		{"rule unknown cluster", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n  clusters: [b]\n", `delivery[0].clusters: cluster "b" is not declared`},
+		{"rule says nothing", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n", "say which clusters"},
+		{"rule both", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n  clusters: [a]\n  clusterSelector: env=a\n", "cannot be combined"},
+		{"bad selector", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n  clusterSelector: \"env in a\"\n", "delivery[0].clusterSelector"},
+		{"rules without clusters", head + "delivery:\n- paths: [x/]\n  clusterSelector: env=a\n", "delivery rules need clusters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.content))
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
