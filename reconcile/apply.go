@@ -15,9 +15,15 @@ func (r *Reconciler) applyIssued(ctx context.Context, res *Result, batch *outcom
 		return
 	}
 	for _, path := range sortedKeys(batch.secrets) {
+		if !r.ownPath(path) {
+			continue // issued for other clusters only; their appliers apply it
+		}
 		s := batch.secrets[path]
 		r.apply(ctx, res, path, s)
-		is := batch.issued[path]
+		is, issued := batch.issued[path]
+		if !issued {
+			continue // a copy of a certificate issued earlier
+		}
 		reason := "Issued"
 		if is.Kind != Issue {
 			reason = "Renewed"

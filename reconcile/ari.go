@@ -44,6 +44,9 @@ const (
 // certificates whose poll time has come, oldest first, at most
 // PollsPerPass of them, and feeds the answers to the plan.
 func (r *Reconciler) pollWindows(ctx context.Context, p *pass) {
+	if r.cfg.Role == RoleApplier {
+		return // an applier never talks to a CA
+	}
 	now := r.cfg.Clock()
 	type candidate struct {
 		c    *declared.Certificate
@@ -53,7 +56,8 @@ func (r *Reconciler) pollWindows(ctx context.Context, p *pass) {
 	var due []candidate
 	for i := range p.set.Certificates {
 		c := &p.set.Certificates[i]
-		path := committed.SecretPath(r.cfg.ClusterName, c.Namespace, c.SecretName)
+		paths, _ := p.state.secretPaths(c)
+		path := p.state.source(paths)
 		rec, ok := p.state.Committed[path]
 		if !ok || rec.RenewalWindowStart.IsZero() || p.state.Corrupt[path] != nil || !now.Before(RenewalTime(c, &rec, p.state.Policy)) {
 			continue // not from an ARI CA, or already due

@@ -90,8 +90,11 @@ func (w *writer) add(ctx context.Context, changes []FileChange, path string, sec
 	for _, ch := range changes {
 		w.batch.changes[ch.Path] = ch
 	}
+	if secret != nil {
+		w.batch.secrets[path] = secret
+	}
 	if is != nil {
-		w.batch.secrets[path], w.batch.issued[path] = secret, *is
+		w.batch.issued[path] = *is
 	}
 	if w.started.IsZero() {
 		w.started = w.r.cfg.Clock()

@@ -40,7 +40,16 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 				return p, out, err
 			}
 			out.add(a.Path, content)
-			out.secrets[a.Path], out.issued[a.Path] = s, prev.issued[a.Path]
+			for _, path := range a.Copies {
+				copied, err := r.encryptSecret(ctx, p, path, s)
+				if err != nil {
+					return p, out, err
+				}
+				out.add(path, copied)
+			}
+			is := prev.issued[a.Path]
+			is.Copies = a.Copies
+			out.secrets[a.Path], out.issued[a.Path] = s, is
 			if req, ok := p.requests[a.Certificate.Key()]; ok {
 				out.changes[req.Path] = FileChange{Path: req.Path, Delete: true}
 			}
@@ -53,6 +62,18 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 				return p, out, err
 			}
 			out.add(a.Path, content)
+		case a.Kind == Copy:
+			if _, done := prev.changes[a.Path]; !done {
+				continue
+			}
+			secret, content, err := r.copySecret(ctx, p, a)
+			if err != nil {
+				return p, out, err
+			}
+			out.add(a.Path, content)
+			if r.ownPath(a.Path) {
+				out.secrets[a.Path] = secret
+			}
 		case a.Kind == PruneFile:
 			if _, done := prev.changes[a.Path]; !done {
 				continue
@@ -74,11 +95,12 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 // (Certificate, Serial, Not-After, Reason) that tools can parse with
 // `git interpret-trailers`.
 func commitMessage(plan Plan, out *outcome) string {
-	var ordered, reencrypted, pruned, accounts, claims []string
+	var ordered, copied, reencrypted, pruned, accounts, claims []string
 	var trailers []string
 	for _, path := range sortedKeys(out.issued) {
 		is := out.issued[path]
-		ordered = append(ordered, fmt.Sprintf("- %s → %s: %s (serial %s, expires %s)", is.Certificate, path, is.Reason, is.Serial, committed.FormatTime(is.NotAfter)))
+		to := strings.Join(append([]string{path}, is.Copies...), ", ")
+		ordered = append(ordered, fmt.Sprintf("- %s → %s: %s (serial %s, expires %s)", is.Certificate, to, is.Reason, is.Serial, committed.FormatTime(is.NotAfter)))
 		trailers = append(trailers,
 			"Certificate: "+is.Certificate,
 			"Serial: "+is.Serial,
@@ -90,6 +112,8 @@ func commitMessage(plan Plan, out *outcome) string {
 			switch {
 			case a.Kind == Reencrypt:
 				reencrypted = append(reencrypted, fmt.Sprintf("- %s: %s", a.Path, a.Reason))
+			case a.Kind == Copy:
+				copied = append(copied, fmt.Sprintf("- %s → %s: %s", a.Subject(), a.Path, a.Reason))
 			case a.Kind == PruneFile && ch.Delete:
 				pruned = append(pruned, fmt.Sprintf("- %s: %s", a.Path, a.Reason))
 			}
@@ -111,6 +135,9 @@ func commitMessage(plan Plan, out *outcome) string {
 	if n := len(ordered); n > 0 {
 		subject = append(subject, fmt.Sprintf("issue %d %s", n, plural(n, "certificate")))
 	}
+	if n := len(copied); n > 0 {
+		subject = append(subject, fmt.Sprintf("copy %d %s", n, plural(n, "certificate")))
+	}
 	if n := len(reencrypted); n > 0 {
 		subject = append(subject, fmt.Sprintf("re-encrypt %d", n))
 	}
@@ -130,7 +157,7 @@ func commitMessage(plan Plan, out *outcome) string {
 	}
 	var b strings.Builder
 	b.WriteString("certsync: " + strings.Join(subject, ", ") + "\n")
-	for _, section := range [][]string{ordered, reencrypted, pruned, accounts, claims} {
+	for _, section := range [][]string{ordered, copied, reencrypted, pruned, accounts, claims} {
 		if len(section) > 0 {
 			b.WriteString("\n" + strings.Join(section, "\n") + "\n")
 		}

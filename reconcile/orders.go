@@ -71,6 +71,20 @@ func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, 
 			first = append(first, FileChange{Path: a.Path, Content: content})
 		case a.Kind == PruneFile:
 			first = append(first, FileChange{Path: a.Path, Delete: true})
+		case a.Kind == Copy:
+			secret, content, err := r.copySecret(ctx, p, a)
+			if err != nil {
+				res.problems = append(res.problems, err)
+				continue
+			}
+			if !r.ownPath(a.Path) {
+				first = append(first, FileChange{Path: a.Path, Content: content})
+				continue
+			}
+			// This cluster's copy: applied once the commit is pushed.
+			if err := w.add(ctx, []FileChange{{Path: a.Path, Content: content}}, a.Path, secret, nil, false); err != nil {
+				res.problems = append(res.problems, err)
+			}
 		}
 	}
 	// ACME account keys an unpushed commit held: keep them, or the next
@@ -224,6 +238,11 @@ func (r *Reconciler) encryptable(ctx context.Context, p *pass, orders []Action, 
 	var ok []Action
 	for _, a := range orders {
 		err := check(a.Path)
+		for _, path := range a.Copies {
+			if err == nil {
+				err = check(path)
+			}
+		}
 		if decl := p.set.IssuerFor(a.Certificate); err == nil && decl != nil && decl.ACME != nil {
 			if account := committed.AccountPath(decl.Namespace, decl.ACME.PrivateKeySecretRef); !p.has(account) {
 				err = check(account)
@@ -307,9 +326,21 @@ func (o *orderRun) orderAndCommit(a Action) (Issued, bool, error) {
 		}
 	}
 	changes := []FileChange{{Path: a.Path, Content: content}}
+	for _, path := range a.Copies {
+		copied, ok := o.r.carriedFile(path)
+		if !reused || !ok {
+			var err error
+			// Paid for: encrypted even if the pass is being stopped.
+			if copied, err = o.r.encryptSecret(context.WithoutCancel(o.ctx), o.p, path, secret); err != nil {
+				return is, reused, fmt.Errorf("issued serial %s but could not encrypt the copy for %s: %w", is.Serial, path, err)
+			}
+		}
+		changes = append(changes, FileChange{Path: path, Content: copied})
+	}
 	if req, ok := o.p.requests[a.Certificate.Key()]; ok {
 		changes = append(changes, FileChange{Path: req.Path, Delete: true})
 	}
+	is.Copies = a.Copies
 	if err := o.w.add(o.ctx, changes, a.Path, secret, &is, false); err != nil {
 		return is, reused, fmt.Errorf("issued serial %s but could not commit it: %w", is.Serial, err)
 	}
@@ -358,6 +389,30 @@ func stopped(ctx context.Context, drain <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// copySecret decrypts the committed certificate a Copy copies and
+// encrypts it for the copy's path (and so for that cluster's recipients).
+func (r *Reconciler) copySecret(ctx context.Context, p *pass, a Action) (*corev1.Secret, []byte, error) {
+	s, err := r.decryptSecret(ctx, p, a.From)
+	if errors.Is(err, ErrNoKey) {
+		return nil, nil, fmt.Errorf("copy %s to %s: %w; give this agent an age identity that can open %s (add its recipient to the .sops.yaml rule of that path), or run `certsync renew %s` to order one certificate for every cluster that receives it",
+			a.From, a.Path, err, a.From, a.Certificate.Key())
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("copy %s to %s: %w", a.From, a.Path, err)
+	}
+	content, err := r.encryptSecret(ctx, p, a.Path, s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("copy %s to %s: %w", a.From, a.Path, err)
+	}
+	return s, content, nil
+}
+
+// ownPath reports whether path is a Secret of the agent's own cluster.
+func (r *Reconciler) ownPath(path string) bool {
+	cluster, _, _, ok := committed.ParseSecretPath(path)
+	return ok && cluster == r.cfg.ClusterName
 }
 
 // reuseCarried takes the certificate for a from a local commit that
@@ -449,10 +504,10 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 // an order that names it is exempt from the CA's rate limits. Only a
 // verified, same-issuer renewal names it; anything else orders plainly.
 func (r *Reconciler) replaces(ctx context.Context, p *pass, a Action) *x509.Certificate {
-	if a.Kind != Renew || a.Committed == nil || a.FreshKey || !p.verified[a.Path] {
+	if a.Kind != Renew || a.Committed == nil || a.FreshKey || !p.verified[a.source()] {
 		return nil
 	}
-	s, err := r.decryptSecret(ctx, p, a.Path)
+	s, err := r.decryptSecret(ctx, p, a.source())
 	if err != nil {
 		return nil
 	}
@@ -468,13 +523,13 @@ func (r *Reconciler) replaces(ctx context.Context, p *pass, a Action) *x509.Cert
 func (r *Reconciler) privateKey(ctx context.Context, p *pass, a Action) (crypto.Signer, error) {
 	c := a.Certificate
 	if c.PrivateKey.RotationPolicy == declared.RotateNever && a.Committed != nil && !a.FreshKey {
-		s, err := r.decryptSecret(ctx, p, a.Path)
+		s, err := r.decryptSecret(ctx, p, a.source())
 		if err != nil {
 			return nil, fmt.Errorf("reuse private key (rotationPolicy Never): %w", err)
 		}
 		key, err := pki.ParseKey(s.Data[corev1.TLSPrivateKeyKey])
 		if err != nil {
-			return nil, fmt.Errorf("reuse private key (rotationPolicy Never): %s: %w", a.Path, err)
+			return nil, fmt.Errorf("reuse private key (rotationPolicy Never): %s: %w", a.source(), err)
 		}
 		if pki.KeySpecOf(key.Public()) == c.PrivateKey.String() {
 			return key, nil

@@ -45,6 +45,10 @@ const (
 	// PruneSecret removes a certsync-owned Secret from the cluster whose
 	// declaration is gone.
 	PruneSecret ActionKind = "PruneSecret"
+	// Copy writes the committed certificate of one cluster for another
+	// cluster that receives it too (a cluster added to its delivery, or a
+	// copy that fell behind), without ordering anything.
+	Copy ActionKind = "Copy"
 	// Wait records a certificate that is due but backing off after
 	// failures, or being ordered by another agent (see committed.Claim).
 	Wait ActionKind = "Wait"
@@ -60,8 +64,16 @@ type Action struct {
 	Certificate *declared.Certificate
 	// Committed is the current record in Git, nil when there is none.
 	Committed *committed.Certificate
-	// Path is the repository file written or removed.
+	// Path is the repository file written or removed. For an order it is
+	// the copy of the agent's own cluster when that cluster receives the
+	// certificate, else the first receiving cluster's.
 	Path string
+	// Copies are the other files an order writes: one per further cluster
+	// that receives the certificate. One order serves them all.
+	Copies []string
+	// From is the committed file an order renews or a Copy copies, when
+	// it is not Path.
+	From string
 	// Namespace and Name identify the Secret in the cluster.
 	Namespace, Name string
 	Reason          string
@@ -70,6 +82,14 @@ type Action struct {
 	FreshKey bool
 	// HeldBy names the agent whose order claim makes this a Wait.
 	HeldBy string
+}
+
+// source is the committed file the action reads: From, else Path.
+func (a Action) source() string {
+	if a.From != "" {
+		return a.From
+	}
+	return a.Path
 }
 
 // Subject names what the action is about, for tables and commit messages.
@@ -138,11 +158,18 @@ func (p Policy) withDefaults() Policy {
 
 // State is everything Calculate looks at.
 type State struct {
-	Now     time.Time
+	Now time.Time
+	// Cluster is the agent's own cluster: the one it applies to.
 	Cluster string
+	// Targets are the clusters that receive each Certificate, by key
+	// ("namespace/name"); a Certificate without an entry goes to Cluster.
+	Targets map[string][]string
+	// ApplyOnly plans only the cluster's side (Apply, PruneSecret): an
+	// applier orders, copies and commits nothing.
+	ApplyOnly bool
 	// Certificates are the valid declarations.
 	Certificates []declared.Certificate
-	// Committed holds the readable Secret records of this cluster, by path;
+	// Committed holds the readable Secret records of every cluster, by path;
 	// Unreadable the ones whose plaintext metadata could not be read.
 	Committed  map[string]committed.Certificate
 	Unreadable map[string]error
@@ -224,16 +251,55 @@ func (p Plan) Count(k ActionKind) int {
 func Calculate(s State) Plan {
 	s.Policy = s.Policy.withDefaults()
 	var p Plan
-	wanted := map[string]bool{}        // paths declared
-	wantedSecrets := map[string]bool{} // "namespace/name" declared
+	wanted := map[string]bool{}        // paths declared, in every cluster
+	wantedSecrets := map[string]bool{} // "namespace/name" declared for this cluster
 	for i := range s.Certificates {
 		c := &s.Certificates[i]
-		path := committed.SecretPath(s.Cluster, c.Namespace, c.SecretName)
-		wanted[path] = true
-		wantedSecrets[c.Namespace+"/"+c.SecretName] = true
-		planCertificate(&s, &p, c, path)
+		paths, own := s.secretPaths(c)
+		for _, path := range paths {
+			wanted[path] = true
+		}
+		if own != "" {
+			wantedSecrets[c.Namespace+"/"+c.SecretName] = true
+		}
+		if s.ApplyOnly {
+			if own != "" {
+				planApply(&s, &p, Action{Certificate: c, Path: own, Namespace: c.Namespace, Name: c.SecretName})
+			}
+			continue
+		}
+		planCertificate(&s, &p, c, paths, own)
 	}
 	planPrunes(&s, &p, wanted, wantedSecrets)
+	if !s.ApplyOnly {
+		planAccounts(&s, &p)
+	}
+	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Path < p.Actions[j].Path })
+	return p
+}
+
+// secretPaths lists the files of c, one per receiving cluster, with the
+// agent's own cluster first when it receives c (own is then its path).
+func (s *State) secretPaths(c *declared.Certificate) (paths []string, own string) {
+	clusters, ok := s.Targets[c.Key()]
+	if !ok {
+		clusters = []string{s.Cluster}
+	}
+	for _, cl := range clusters {
+		path := committed.SecretPath(cl, c.Namespace, c.SecretName)
+		if cl == s.Cluster {
+			own = path
+			continue
+		}
+		paths = append(paths, path)
+	}
+	if own != "" {
+		paths = append([]string{own}, paths...)
+	}
+	return paths, own
+}
+
+func planAccounts(s *State, p *Plan) {
 	for path, have := range s.Accounts {
 		if keys := s.AccountsExposed[path]; len(keys) > 0 {
 			p.Actions = append(p.Actions, Action{Kind: Reencrypt, Path: path, Name: path,
@@ -245,39 +311,98 @@ func Calculate(s State) Plan {
 				Reason: fmt.Sprintf("ACME account key: recipients changed: %s → %s", strings.Join(have, ","), strings.Join(sorted(want), ","))})
 		}
 	}
-	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Path < p.Actions[j].Path })
-	return p
 }
 
-func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
-	base := Action{Certificate: c, Path: path, Namespace: c.Namespace, Name: c.SecretName}
-	rec, ok := s.Committed[path]
+// source picks the committed copy a certificate is judged by: the newest
+// sound one (readable, verified, encrypted), preferring the first path on
+// a tie; when none is sound, the first path that has anything committed;
+// else the first path.
+func (s *State) source(paths []string) string {
+	best := ""
+	for _, path := range paths {
+		rec, ok := s.Committed[path]
+		if !ok || s.Unreadable[path] != nil || s.Corrupt[path] != nil || exposed(&rec) {
+			continue
+		}
+		if best == "" || rec.NotBefore.After(s.Committed[best].NotBefore) {
+			best = path
+		}
+	}
+	if best != "" {
+		return best
+	}
+	for _, path := range paths {
+		if _, ok := s.Committed[path]; ok || s.Unreadable[path] != nil {
+			return path
+		}
+	}
+	return paths[0]
+}
+
+// exposedCopy finds another copy of the same certificate (same serial, so
+// the same key) committed in the clear.
+func (s *State) exposedCopy(paths []string, from string, serial string) (string, *committed.Certificate) {
+	for _, path := range paths {
+		if rec, ok := s.Committed[path]; ok && path != from && rec.Serial == serial && exposed(&rec) {
+			return path, &rec
+		}
+	}
+	return "", nil
+}
+
+// claimedBy returns the unexpired claim of another agent on any copy.
+func (s *State) claimedBy(paths []string) (committed.Claim, bool) {
+	for _, path := range paths {
+		if cl, held := s.Claims[path]; held && cl.Agent != s.Agent && cl.Holds(path, s.Now) {
+			return cl, true
+		}
+	}
+	return committed.Claim{}, false
+}
+
+// planCertificate decides one certificate across the clusters that
+// receive it: at most one order for all its copies; otherwise copies for
+// clusters that lack the current certificate, re-encryptions, and the
+// apply of the agent's own copy.
+func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string, own string) {
+	from := s.source(paths)
+	primary := paths[0]
+	base := Action{Certificate: c, Path: primary, Copies: paths[1:], Namespace: c.Namespace, Name: c.SecretName}
+	if from != primary {
+		base.From = from
+	}
+	ownAction := Action{Certificate: c, Path: own, Namespace: c.Namespace, Name: c.SecretName}
+	rec, ok := s.Committed[from]
 	var kind ActionKind
 	var reason string
+	exposedPath, exposedRec := s.exposedCopy(paths, from, rec.Serial)
 	switch {
-	case s.Unreadable[path] != nil:
-		kind, reason = Reissue, "committed file unreadable: "+s.Unreadable[path].Error()
+	case s.Unreadable[from] != nil:
+		kind, reason = Reissue, "committed file unreadable: "+s.Unreadable[from].Error()
 	case !ok:
 		kind, reason = Issue, "no Secret committed"
-	case s.Corrupt[path] != nil:
+	case s.Corrupt[from] != nil:
 		base.Committed = &rec
-		kind, reason, base.FreshKey = Reissue, "committed file failed verification: "+s.Corrupt[path].Error(), true
+		kind, reason, base.FreshKey = Reissue, "committed file failed verification: "+s.Corrupt[from].Error(), true
 	case exposed(&rec) && c.PrivateKey.RotationPolicy == declared.RotateNever:
 		base.Committed = &rec
 		a := base
-		a.Kind = Reencrypt
+		a.Kind, a.Path, a.Copies, a.From = Reencrypt, from, nil, ""
 		a.Reason = fmt.Sprintf("committed with %s in plaintext: encrypting it; the key is kept (rotationPolicy Never) although it was exposed", exposedKeys(&rec))
 		p.Actions = append(p.Actions, a)
-		planApply(s, p, base, &rec, ok)
+		planApply(s, p, ownAction)
 		return
 	case exposed(&rec):
 		base.Committed = &rec
 		kind, reason, base.FreshKey = Reissue, fmt.Sprintf("private key exposed: %s was committed in plaintext; re-issuing with a new key", exposedKeys(&rec)), true
+	case exposedRec != nil && c.PrivateKey.RotationPolicy != declared.RotateNever:
+		base.Committed = &rec
+		kind, reason, base.FreshKey = Reissue, fmt.Sprintf("private key exposed: %s was committed in plaintext in %s; re-issuing with a new key", exposedKeys(exposedRec), exposedPath), true
 	default:
 		base.Committed = &rec
 		kind, reason = reissueReason(c, &rec)
 		moved := ""
-		if w, polled := s.Windows[path]; polled && w.Serial == rec.Serial && !w.Start.IsZero() && !w.Start.Equal(rec.RenewalWindowStart) {
+		if w, polled := s.window(paths, rec.Serial); polled && !w.Start.IsZero() && !w.Start.Equal(rec.RenewalWindowStart) {
 			rec.RenewalWindowStart, rec.RenewalWindowEnd = w.Start, w.End
 			moved = " (the CA moved the renewal window)"
 		}
@@ -293,7 +418,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 		}
 	}
 	if kind != "" {
-		if cl, held := s.Claims[path]; held && cl.Agent != s.Agent && cl.Holds(path, s.Now) {
+		if cl, held := s.claimedBy(paths); held {
 			a := base
 			a.Kind, a.HeldBy = Wait, cl.Agent
 			a.Reason = fmt.Sprintf("%s; agent %s is ordering it (claim until %s)", reason, cl.Agent, committed.FormatTime(cl.Expires))
@@ -301,7 +426,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 			if p.NextRenewal.IsZero() || cl.Expires.Before(p.NextRenewal) {
 				p.NextRenewal = cl.Expires
 			}
-			planApply(s, p, base, &rec, ok)
+			planApply(s, p, ownAction)
 			return
 		}
 		if wait, next, holding := s.backoff(c); holding {
@@ -311,7 +436,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 			if !next.IsZero() && (p.NextRenewal.IsZero() || next.Before(p.NextRenewal)) {
 				p.NextRenewal = next
 			}
-			planApply(s, p, base, &rec, ok)
+			planApply(s, p, ownAction)
 			return
 		}
 		a := base
@@ -319,19 +444,76 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, path string) {
 		p.Actions = append(p.Actions, a)
 		return // the new Secret is applied right after it is committed
 	}
+	copied := false
+	for _, path := range paths {
+		if path == from {
+			planRecipients(s, p, base, path, &rec)
+			continue
+		}
+		other, have := s.Committed[path]
+		var why string
+		switch {
+		case s.Unreadable[path] != nil:
+			why = "committed file unreadable"
+		case !have:
+			why = "cluster " + clusterOf(path) + " receives it and has no copy"
+		case s.Corrupt[path] != nil:
+			why = "committed file failed verification"
+		case exposed(&other):
+			why = fmt.Sprintf("%s committed in plaintext (an older key)", exposedKeys(&other))
+		case other.Serial != rec.Serial:
+			why = fmt.Sprintf("serial %s is behind %s", other.Serial, rec.Serial)
+		default:
+			planRecipients(s, p, base, path, &other)
+			continue
+		}
+		a := base
+		a.Kind, a.Path, a.From, a.Copies, a.Committed = Copy, path, from, nil, &rec
+		a.Reason = fmt.Sprintf("%s: copying serial %s from %s", why, rec.Serial, from)
+		p.Actions = append(p.Actions, a)
+		copied = copied || path == own
+	}
+	if !copied {
+		planApply(s, p, ownAction) // a copy to this cluster is applied once committed
+	}
+}
+
+// planRecipients re-encrypts a sound copy whose recipients differ from
+// what .sops.yaml now asks for its path.
+func planRecipients(s *State, p *Plan, base Action, path string, rec *committed.Certificate) {
 	if want, check := s.DesiredRecipients[path]; check && !slices.Equal(sorted(want), rec.Recipients) {
 		a := base
-		a.Kind = Reencrypt
+		a.Kind, a.Path, a.From, a.Copies, a.Committed = Reencrypt, path, "", nil, rec
 		a.Reason = fmt.Sprintf("recipients changed: %s → %s", strings.Join(rec.Recipients, ","), strings.Join(sorted(want), ","))
 		p.Actions = append(p.Actions, a)
 	}
-	planApply(s, p, base, &rec, ok)
 }
 
-// planApply puts the committed Secret into the cluster when the cluster's
-// copy is missing, older or edited.
-func planApply(s *State, p *Plan, base Action, rec *committed.Certificate, committedOK bool) {
-	if !s.ClusterKnown || !committedOK {
+// window is the renewal window polled for the certificate with serial,
+// whichever copy it was recorded under.
+func (s *State) window(paths []string, serial string) (Window, bool) {
+	for _, path := range paths {
+		if w, ok := s.Windows[path]; ok && w.Serial == serial {
+			return w, true
+		}
+	}
+	return Window{}, false
+}
+
+func clusterOf(path string) string {
+	cluster, _, _, _ := committed.ParseSecretPath(path)
+	return cluster
+}
+
+// planApply puts the agent's own committed copy into the cluster when the
+// cluster's copy is missing, older or edited. base.Path is "" when the
+// agent's cluster does not receive the certificate.
+func planApply(s *State, p *Plan, base Action) {
+	if !s.ClusterKnown || base.Path == "" {
+		return
+	}
+	rec, committedOK := s.Committed[base.Path]
+	if !committedOK {
 		return
 	}
 	obs, present := s.Observed[base.Namespace+"/"+base.Name]
@@ -347,7 +529,7 @@ func planApply(s *State, p *Plan, base Action, rec *committed.Certificate, commi
 		return
 	}
 	a := base
-	a.Kind, a.Reason, a.Committed = Apply, reason, rec
+	a.Kind, a.Reason, a.Committed = Apply, reason, &rec
 	p.Actions = append(p.Actions, a)
 }
 
@@ -449,34 +631,39 @@ func jitter(serial string) float64 {
 }
 
 // planPrunes removes what no declaration wants any more: committed files
-// and the Secrets this agent owns. Nothing is pruned in a pass that has any
-// problem, and one limit covers files and Secrets together: what counts is
-// how many certificates (namespace/name) would disappear.
+// (in any cluster's folder) and the Secrets this agent owns in its own
+// cluster. Nothing is pruned in a pass that has any problem, and one limit
+// covers files and Secrets together: what counts is how many copies
+// (cluster/namespace/name) would disappear. An applier prunes only
+// Secrets: the files are the issuer's.
 func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	var prunes []Action
-	all := map[string]bool{} // every namespace/name committed or observed
-	for path, rec := range s.Committed {
-		all[rec.Namespace+"/"+rec.SecretName] = true
-		if !wanted[path] {
-			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
-				Reason: "no Certificate declares it any more"})
-		}
-	}
-	for path := range s.Unreadable {
-		if _, ns, name, ok := committed.ParseSecretPath(path); ok {
-			all[ns+"/"+name] = true
+	all := map[string]bool{} // every copy committed or observed, by path
+	if !s.ApplyOnly {
+		for path, rec := range s.Committed {
+			all[path] = true
 			if !wanted[path] {
-				prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: "no Certificate declares it any more"})
+				prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
+					Reason: pruneFileReason(path)})
+			}
+		}
+		for path := range s.Unreadable {
+			if _, ns, name, ok := committed.ParseSecretPath(path); ok {
+				all[path] = true
+				if !wanted[path] {
+					prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: pruneFileReason(path)})
+				}
 			}
 		}
 	}
 	if s.ClusterKnown {
 		for key := range s.Observed {
-			all[key] = true
+			ns, name, _ := strings.Cut(key, "/")
+			path := committed.SecretPath(s.Cluster, ns, name)
+			all[path] = true
 			if !wantedSecrets[key] {
-				ns, name, _ := strings.Cut(key, "/")
-				prunes = append(prunes, Action{Kind: PruneSecret, Path: committed.SecretPath(s.Cluster, ns, name), Namespace: ns, Name: name,
-					Reason: "Secret owned by this agent that no Certificate declares any more"})
+				prunes = append(prunes, Action{Kind: PruneSecret, Path: path, Namespace: ns, Name: name,
+					Reason: "Secret owned by this agent that no Certificate delivers to cluster " + s.Cluster + " any more"})
 			}
 		}
 	}
@@ -485,7 +672,7 @@ func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	}
 	gone := map[string]bool{}
 	for _, a := range prunes {
-		gone[a.Namespace+"/"+a.Name] = true
+		gone[a.Path] = true
 	}
 	if n := len(s.PruneBlockers); n > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("not pruning %d %s: this pass has %d %s (first: %s); nothing is pruned while any problem stands, so a typo cannot delete a live Secret — fix them and the next pass prunes",
@@ -498,6 +685,13 @@ func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 		return
 	}
 	p.Actions = append(p.Actions, prunes...)
+}
+
+func pruneFileReason(path string) string {
+	if cluster := clusterOf(path); cluster != "" {
+		return "no Certificate delivers it to cluster " + cluster + " any more"
+	}
+	return "no Certificate declares it any more"
 }
 
 // exposed reports whether a committed file holds secret data in the clear:

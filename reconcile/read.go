@@ -14,6 +14,7 @@ import (
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/render"
+	"github.com/certsync/certsync/settings"
 )
 
 // SOPSConfigPath is where the repository keeps its SOPS creation rules.
@@ -120,8 +121,15 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Agent:           r.cfg.Agent,
 		Claims:          map[string]committed.Claim{},
 	}
-	prefix := committed.ClusterPrefix(r.cfg.ClusterName)
+	p.state.ApplyOnly = r.cfg.Role == RoleApplier
+	// An applier reads only its own cluster's files; an issuer reads every
+	// cluster's, since one order serves them all.
+	prefix := committed.SecretsDir
+	if p.state.ApplyOnly {
+		prefix = committed.ClusterPrefix(r.cfg.ClusterName)
+	}
 	var recordPaths, declPaths []string
+	var settingsFile []byte
 	for _, path := range tree.Paths() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -172,6 +180,10 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 					p.state.Claims[cert] = cl
 				}
 			}
+		case path == settings.Path:
+			if settingsFile, err = tree.ReadFile(path); err != nil {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
 		case declared.IsManifestPath(path, committed.OutputDirs()):
 			declPaths = append(declPaths, path)
 		}
@@ -206,7 +218,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	for key, req := range p.requests {
 		p.state.RenewRequests[key] = req.RequestedAt
 	}
-	p.state.Certificates = p.set.Certificates
+	p.state.Certificates = r.deliver(p, settingsFile)
 	p.state.Fingerprints = make(map[string]string, len(p.set.Certificates))
 	issuerDigests := map[*declared.Issuer]string{}
 	for i := range p.set.Certificates {
@@ -252,4 +264,38 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		}
 	}
 	return p, nil
+}
+
+// deliver resolves which clusters receive each certificate (certsync.yaml
+// and the certsync.io annotations) into the pass's state, and returns the
+// certificates that can be planned. A certificate whose delivery is wrong
+// is a problem of its own and is left out, like an invalid declaration;
+// when certsync.yaml itself is wrong, every certificate is left out:
+// guessing where keys go is worse than waiting for a fix.
+func (r *Reconciler) deliver(p *pass, settingsFile []byte) []declared.Certificate {
+	var conf settings.Settings
+	if settingsFile != nil {
+		var err error
+		if conf, err = settings.Parse(settingsFile); err != nil {
+			p.problems = append(p.problems, fmt.Errorf("%w; no certificate is issued, copied or applied until it is fixed", err))
+			return nil
+		}
+	}
+	if !conf.Has(r.cfg.ClusterName) && r.cfg.Cluster != nil {
+		p.problems = append(p.problems, fmt.Errorf("this agent's cluster %q (--cluster) is not declared in %s (declared: %s): nothing is delivered to it, and nothing is pruned there",
+			r.cfg.ClusterName, settings.Path, strings.Join(conf.Names(), ", ")))
+	}
+	p.state.Targets = make(map[string][]string, len(p.set.Certificates))
+	out := make([]declared.Certificate, 0, len(p.set.Certificates))
+	for i := range p.set.Certificates {
+		c := &p.set.Certificates[i]
+		targets, err := conf.Targets(c, r.cfg.ClusterName)
+		if err != nil {
+			p.problems = append(p.problems, err)
+			continue
+		}
+		p.state.Targets[c.Key()] = targets
+		out = append(out, *c)
+	}
+	return out
 }

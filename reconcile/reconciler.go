@@ -28,8 +28,13 @@ type Config struct {
 	Cluster Cluster
 	// Clock is the time source. Default: time.Now.
 	Clock func() time.Time
-	// ClusterName selects secrets/<ClusterName>/. Default: "default".
+	// ClusterName is the agent's own cluster: the Secrets under
+	// secrets/<ClusterName>/ are the ones it applies. Which clusters
+	// receive a certificate is the repository's choice (package
+	// settings). Default: "default".
 	ClusterName string
+	// Role says which half of the work this agent does. Default: RoleBoth.
+	Role Role
 	// Concurrency is how many orders run at once. Default: 8.
 	Concurrency int
 	// PushAttempts bounds fetch-replan-commit-push rounds after lost push
@@ -70,6 +75,22 @@ type Config struct {
 	ClaimTTL time.Duration
 }
 
+// Role is the part an agent plays. An issuer needs the CA's credentials
+// and the public recipients, never a cluster; an applier needs its
+// cluster and its own decryption key, never a CA.
+type Role string
+
+const (
+	// RoleBoth orders, commits and applies (the default).
+	RoleBoth Role = ""
+	// RoleIssuer orders, encrypts and commits for every cluster; it applies
+	// nothing (run it without a Cluster).
+	RoleIssuer Role = "issuer"
+	// RoleApplier applies its cluster's committed Secrets and prunes what
+	// is no longer delivered to it; it orders and commits nothing.
+	RoleApplier Role = "applier"
+)
+
 // Reconciler runs passes. It remembers order failures between passes, so
 // one Reconciler serves a whole daemon's life.
 type Reconciler struct {
@@ -95,6 +116,15 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	if cfg.ClusterName == "" {
 		cfg.ClusterName = committed.DefaultCluster
+	}
+	switch cfg.Role {
+	case RoleBoth, RoleIssuer:
+	case RoleApplier:
+		if cfg.Cluster == nil {
+			return nil, errors.New("reconcile: an applier needs a Cluster")
+		}
+	default:
+		return nil, fmt.Errorf("reconcile: unknown role %q (want %s or %s, or both)", cfg.Role, RoleIssuer, RoleApplier)
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
@@ -164,12 +194,27 @@ type Result struct {
 	// checked against their MAC; false means "not checked" (no key).
 	Verified map[string]bool
 	cluster  string
+	targets  map[string][]string
 	deleted  []string        // paths whose deletion was pushed
 	restored map[string]bool // "namespace/name" applied before ordering
 }
 
 // ClusterName is the cluster the pass worked for.
 func (r *Result) ClusterName() string { return r.cluster }
+
+// Current returns the committed copy that stands for c after the pass:
+// the newest sound one among the clusters that receive c, as the planner
+// chose it. path is "" when nothing is committed.
+func (r *Result) Current(c *declared.Certificate) (path string, rec committed.Certificate, ok bool) {
+	s := State{Cluster: r.cluster, Targets: r.targets, Committed: r.Records}
+	paths, _ := s.secretPaths(c)
+	path = s.source(paths)
+	rec, ok = r.Records[path]
+	if !ok {
+		return "", rec, false
+	}
+	return path, rec, true
+}
 
 // Issued describes one certificate ordered and committed by the pass.
 type Issued struct {
@@ -179,6 +224,8 @@ type Issued struct {
 	Serial      string
 	NotAfter    time.Time
 	Reason      string
+	// Copies are the files of the other clusters that received it.
+	Copies []string
 }
 
 // Reconcile runs one pass. A returned error means the pass could not do its
@@ -204,7 +251,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	if err != nil {
 		return res, err
 	}
-	res.Head, res.Certificates, res.Records, res.Verified = tree.Commit(), st.set.Certificates, st.state.Committed, st.verified
+	res.Head, res.Certificates, res.Records, res.Verified = tree.Commit(), st.state.Certificates, st.state.Committed, st.verified
+	res.targets = st.state.Targets
 	for _, p := range st.set.Problems {
 		res.Problems = append(res.Problems, p)
 	}

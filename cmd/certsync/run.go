@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/leader"
 	"github.com/certsync/certsync/metrics"
 	"github.com/certsync/certsync/reconcile"
@@ -300,7 +299,7 @@ func certificateGauges(res *reconcile.Result) []metrics.Certificate {
 	for i := range res.Certificates {
 		c := &res.Certificates[i]
 		mc := metrics.Certificate{Name: c.Name, Namespace: c.Namespace, IssuerName: c.IssuerRef.Name, IssuerKind: c.IssuerRef.Kind, IssuerGroup: c.IssuerRef.Group}
-		if rec, ok := res.Records[committed.SecretPath(res.ClusterName(), c.Namespace, c.SecretName)]; ok {
+		if _, rec, ok := res.Current(c); ok {
 			mc.NotAfter = rec.NotAfter
 			mc.RenewalTime = reconcile.RenewalTime(c, &rec, reconcile.Policy{})
 			mc.Ready = time.Now().Before(rec.NotAfter)

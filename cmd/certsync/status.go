@@ -87,7 +87,7 @@ func statusRows(res *reconcile.Result, now time.Time) []statusRow {
 	for i := range res.Certificates {
 		c := &res.Certificates[i]
 		row := statusRow{Namespace: c.Namespace, Name: c.Name, DNSNames: c.DNSNames, Issuer: issuerName(c), State: "Ready"}
-		rec, ok := res.Records[committed.SecretPath(res.ClusterName(), c.Namespace, c.SecretName)]
+		_, rec, ok := res.Current(c)
 		if ok {
 			notAfter, next, issued := rec.NotAfter, reconcile.RenewalTime(c, &rec, reconcile.Policy{}), rec.IssuedAt
 			row.NotAfter, row.NextRenewal, row.IssuedAt = &notAfter, &next, &issued

@@ -28,10 +28,11 @@ func printResult(w io.Writer, res *reconcile.Result, dryRun bool, passErr error)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CERTIFICATE\tSECRET\tDNS NAMES\tNOT AFTER\tACTION\tREASON")
-	for _, c := range res.Certificates {
-		path := committed.SecretPath(res.ClusterName(), c.Namespace, c.SecretName)
+	for i := range res.Certificates {
+		c := &res.Certificates[i]
+		_, rec, ok := res.Current(c)
 		notAfter := "-"
-		if rec, ok := res.Records[path]; ok {
+		if ok {
 			notAfter = committed.FormatTime(rec.NotAfter)
 		}
 		action, reason := "none", "up to date"
