@@ -190,7 +190,13 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		cleanup()
 		return nil, noop, err
 	}
+	role, err := o.role()
+	if err != nil {
+		cleanup()
+		return nil, noop, err
+	}
 	cfg := reconcile.Config{
+		Role:        role,
 		Batching:    reconcile.Batching{Size: o.BatchSize, Interval: o.BatchInterval},
 		Agent:       o.agentID(),
 		ClaimTTL:    o.ClaimTTL,
@@ -207,7 +213,15 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		// With a key, every committed file is checked once against its MAC.
 		VerifyCommitted: len(identities) > 0,
 	}
-	if !o.NoApply && (o.Kubeconfig != "" || getenv("KUBERNETES_SERVICE_HOST") != "") {
+	wantCluster := !o.NoApply && (o.Kubeconfig != "" || getenv("KUBERNETES_SERVICE_HOST") != "")
+	switch {
+	case role == reconcile.RoleIssuer:
+		wantCluster = false // an issuer never touches a cluster
+	case role == reconcile.RoleApplier && !wantCluster:
+		cleanup()
+		return nil, noop, errors.New("--role applier needs a cluster: give --kubeconfig (or run in a Pod), and leave out --no-apply")
+	}
+	if wantCluster {
 		c, err := cluster.NewFromKubeconfig(o.Kubeconfig, o.KubeContext, o.owner())
 		if err != nil {
 			cleanup()

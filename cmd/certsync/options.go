@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/certsync/certsync/cluster"
+	"github.com/certsync/certsync/reconcile"
 )
 
 // options are the settings of one certsync invocation. Every flag can also
@@ -31,6 +32,7 @@ type options struct {
 
 	Kubeconfig, KubeContext string
 	NoApply                 bool
+	Role                    string
 
 	AgeKeyFile string
 	Cluster    string
@@ -103,7 +105,8 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	str(&o.KubeContext, "kube-context", "", "kubeconfig context")
 	boolean(&o.NoApply, "no-apply", false, "only commit to Git; never touch a cluster")
 	str(&o.AgeKeyFile, "age-key-file", "", "age identity file for decryption (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt)")
-	str(&o.Cluster, "cluster", "default", "cluster name: Secrets are kept under secrets/<cluster>/")
+	str(&o.Cluster, "cluster", "default", "this agent's cluster: it applies the Secrets under secrets/<cluster>/ (which clusters receive a certificate is set in the repository: certsync.yaml, certsync.io/clusters)")
+	str(&o.Role, "role", "both", "issuer (order, encrypt, commit for every cluster; no cluster access), applier (apply --cluster's Secrets; no CA access, commits nothing) or both")
 	str(&o.HTTP01Addr, "http01-addr", ":8089", "address certsync answers HTTP-01 challenges on")
 	str(&o.DNS01Nameservers, "dns01-recursive-nameservers", "", "comma-separated host:port resolvers for DNS-01 propagation checks")
 	boolean(&o.DNS01CheckPropagation, "dns01-check-propagation", true, "wait until DNS-01 records are visible before asking the CA to validate")
@@ -256,4 +259,17 @@ func parseCommand(name string, args []string, getenv func(string) string, stderr
 		return nil, nil, 2, false
 	}
 	return &o, log, 0, true
+}
+
+// role reads --role.
+func (o *options) role() (reconcile.Role, error) {
+	switch o.Role {
+	case "both", "":
+		return reconcile.RoleBoth, nil
+	case string(reconcile.RoleIssuer):
+		return reconcile.RoleIssuer, nil
+	case string(reconcile.RoleApplier):
+		return reconcile.RoleApplier, nil
+	}
+	return "", fmt.Errorf("--role %q: want issuer, applier or both", o.Role)
 }

@@ -18,6 +18,18 @@ type APIServer struct {
 	Config *rest.Config
 	// Kubeconfig is the path of a kubeconfig file for the CLI.
 	Kubeconfig string
+	env        *envtest.Environment
+	stopped    bool
+}
+
+// Stop stops the API server and etcd and deletes etcd's data: the
+// cluster is gone, as when a real one is destroyed.
+func (a *APIServer) Stop(t TB) {
+	t.Helper()
+	a.stopped = true
+	if err := a.env.Stop(); err != nil {
+		t.Fatalf("stop the API server: %v", err)
+	}
 }
 
 // StartAPIServer starts the API server and stops it on cleanup.
@@ -31,7 +43,12 @@ func StartAPIServer(t TB) *APIServer {
 	if err != nil {
 		t.Fatalf("start the API server (envtest): %v", err)
 	}
-	t.Cleanup(func() { env.Stop() })
+	a := &APIServer{Config: cfg, env: env}
+	t.Cleanup(func() {
+		if !a.stopped {
+			env.Stop()
+		}
+	})
 	user, err := env.AddUser(envtest.User{Name: "certsync-test", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatalf("API server user: %v", err)
@@ -44,7 +61,8 @@ func StartAPIServer(t TB) *APIServer {
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		t.Fatalf("write kubeconfig: %v", err)
 	}
-	return &APIServer{Config: cfg, Kubeconfig: path}
+	a.Kubeconfig = path
+	return a
 }
 
 // CreateNamespace creates a namespace.
