@@ -16,6 +16,7 @@ const (
 	maxCommonName  = 64
 )
 
+// parseCertificate reads a cert-manager.io/v1 Certificate document.
 func parseCertificate(d *document) (Certificate, error) {
 	var raw rawCertificate
 	if err := d.decode(&raw); err != nil {
@@ -25,10 +26,20 @@ func parseCertificate(d *document) (Certificate, error) {
 	if err := validateObjectName(d, raw.Metadata.Name, raw.Metadata.Namespace); err != nil {
 		return Certificate{}, err
 	}
+	return certificateFromRaw(d, &raw)
+}
+
+// certificateFromRaw applies cert-manager's defaults and certsync's rules
+// to a Certificate as written, metadata.name and metadata.namespace already
+// checked. It is the one place those rules are defined: a Certificate
+// document comes here, and so does the Certificate an Ingress or a Gateway
+// stands for (see shim.go), whose document then locates each spec field at
+// the annotation or entry it was built from.
+func certificateFromRaw(d *document, raw *rawCertificate) (Certificate, error) {
 	sp := raw.Spec
 	c := Certificate{
-		Namespace:  d.namespace,
-		Name:       d.name,
+		Namespace:  namespaceOrDefault(raw.Metadata.Namespace),
+		Name:       raw.Metadata.Name,
 		Source:     d.src,
 		Labels:     raw.Metadata.Labels,
 		SecretName: sp.SecretName,

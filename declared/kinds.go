@@ -27,10 +27,17 @@ import (
 //     those of projects known to define kinds of those names
 //     (otherProjectsGroup).
 //
+// An Ingress or a Gateway API Gateway (and ListenerSet) is read when its
+// annotations are for cert-manager's ingress-shim or gateway-shim
+// (cert-manager.io/issuer, cert-manager.io/cluster-issuer, and for an
+// Ingress kubernetes.io/tls-acme: "true"), or when one of its annotation
+// keys is a near miss of one of cert-manager's (cert-manager.io/cluster-isuer):
+// it stands for Certificates (see shim.go). Without those it is someone
+// else's document.
+//
 // Everything else is someone else's document and is skipped silently:
-// Deployments, Kustomizations, Ingresses (whose cert-manager.io/*
-// annotations are not documents), and cert-manager's kinds that certsync
-// never needs to read: CertificateRequest under cert-manager.io, Order and
+// Deployments, Kustomizations, Ingresses without cert-manager's
+// annotations, and cert-manager's kinds that certsync never needs to read: CertificateRequest under cert-manager.io, Order and
 // Challenge under acme.cert-manager.io, trust-manager's Bundle and external
 // issuers under their own groups. Skipping those cannot prune anything:
 // certsync only ever writes Secrets for the Certificates it reads, and a
@@ -44,6 +51,7 @@ const (
 	readSecret                // a core v1 Secret
 	readList                  // a core v1 List: its items are checked, never read
 	refuse                    // meant for cert-manager, but unreadable: a Problem
+	readShim                  // an Ingress, Gateway or ListenerSet with cert-manager's annotations (shim.go)
 )
 
 // Names certsync reads.
@@ -69,6 +77,9 @@ type head struct {
 	apiVersions []headField
 	kinds       []headField
 	line        int // the document's first line
+	// marks are the cert-manager annotations of an Ingress-like document
+	// (zero for other kinds, whose annotations are not looked at).
+	marks shimMarks
 }
 
 // readHead reads apiVersion and kind straight from the root node (decoding
@@ -103,6 +114,12 @@ func readHead(root *yaml.Node) head {
 			}
 		}
 	}
+	for _, k := range h.kinds {
+		if isShimKind(k.value) {
+			h.marks = readShimMarks(root)
+			break
+		}
+	}
 	return h
 }
 
@@ -131,7 +148,7 @@ func (h head) classify() (verdict, *fieldError) {
 	if len(h.kinds) == 1 {
 		kind = &h.kinds[0]
 	}
-	return classifyOne(api, kind, h.line)
+	return classifyOne(api, kind, h.line, h.marks)
 }
 
 // classifyDuplicates refuses a document with apiVersion or kind set twice
@@ -140,7 +157,7 @@ func (h head) classifyDuplicates() (verdict, *fieldError) {
 	apis, kinds := ptrs(h.apiVersions), ptrs(h.kinds)
 	for _, a := range apis {
 		for _, k := range kinds {
-			if v, _ := classifyOne(a, k, h.line); v != skip {
+			if v, _ := classifyOne(a, k, h.line, h.marks); v != skip {
 				f, line := "kind", h.line
 				if len(h.kinds) > 1 {
 					line = h.kinds[1].line
@@ -168,7 +185,7 @@ func ptrs(fs []headField) []*headField {
 
 // classifyOne applies the rules of verdict's doc comment to one apiVersion
 // and kind, either of which may be missing (nil).
-func classifyOne(api, kind *headField, docLine int) (verdict, *fieldError) {
+func classifyOne(api, kind *headField, docLine int, marks shimMarks) (verdict, *fieldError) {
 	var apiVersion, k string
 	apiLine, kindLine := docLine, docLine
 	if api != nil {
@@ -229,6 +246,8 @@ func classifyOne(api, kind *headField, docLine int) (verdict, *fieldError) {
 		return readSecret, nil
 	case apiVersion == "v1" && k == "List":
 		return readList, nil
+	case shimGroup(g, k) && marks.ours(k):
+		return readShim, nil
 	}
 	return skip, nil
 }

@@ -34,10 +34,51 @@ type rawCertificate struct {
 			Kind  string `yaml:"kind"`
 			Group string `yaml:"group"`
 		} `yaml:"issuerRef"`
-		SecretTemplate *struct {
-			Labels      map[string]string `yaml:"labels"`
-			Annotations map[string]string `yaml:"annotations"`
-		} `yaml:"secretTemplate"`
+		SecretTemplate *rawSecretTemplate `yaml:"secretTemplate"`
+	} `yaml:"spec"`
+}
+
+// rawSecretTemplate is spec.secretTemplate, also read as JSON from
+// cert-manager.io/secret-template (see shim.go).
+type rawSecretTemplate struct {
+	Labels      map[string]string `yaml:"labels" json:"labels"`
+	Annotations map[string]string `yaml:"annotations" json:"annotations"`
+}
+
+// rawIngress is what cert-manager's ingress-shim reads of a
+// networking.k8s.io/v1 Ingress: its metadata and spec.tls.
+type rawIngress struct {
+	Metadata rawMeta `yaml:"metadata"`
+	Spec     struct {
+		TLS []struct {
+			Hosts      []string `yaml:"hosts"`
+			SecretName string   `yaml:"secretName"`
+		} `yaml:"tls"`
+	} `yaml:"spec"`
+}
+
+// rawGateway is what cert-manager's gateway-shim reads of a Gateway API
+// Gateway (gateway.networking.k8s.io/v1 or v1beta1, of the same shape).
+// Pointers tell an omitted field, which the API server defaults (tls.mode
+// Terminate, a certificateRef's group "" and kind Secret), from one
+// written empty.
+type rawGateway struct {
+	Metadata rawMeta `yaml:"metadata"`
+	Spec     struct {
+		Listeners []struct {
+			Name     string  `yaml:"name"`
+			Hostname *string `yaml:"hostname"`
+			Protocol string  `yaml:"protocol"`
+			TLS      *struct {
+				Mode            *string `yaml:"mode"`
+				CertificateRefs []struct {
+					Group     *string `yaml:"group"`
+					Kind      *string `yaml:"kind"`
+					Name      string  `yaml:"name"`
+					Namespace *string `yaml:"namespace"`
+				} `yaml:"certificateRefs"`
+			} `yaml:"tls"`
+		} `yaml:"listeners"`
 	} `yaml:"spec"`
 }
 

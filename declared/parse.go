@@ -172,6 +172,13 @@ func parseDocument(s *Set, path string, root *yaml.Node) {
 		s.Problems = append(s.Problems, d.problem("", ferr))
 	case readList:
 		checkListItems(s, d)
+	case readShim:
+		kind := h.kinds[0].value
+		certs, errs := parseShim(d, h.apiVersions[0].value, kind)
+		for _, err := range errs {
+			s.Problems = append(s.Problems, d.problem(kind, err))
+		}
+		s.Certificates = append(s.Certificates, certs...)
 	case readSecret:
 		sec, ok, err := parseSecret(d, path)
 		if err != nil {
@@ -213,7 +220,7 @@ func checkListItems(s *Set, d *document) {
 		}
 		h := readHead(item)
 		switch v, _ := h.classify(); v {
-		case read, refuse:
+		case read, refuse, readShim:
 			found := "a cert-manager object"
 			if len(h.kinds) == 1 && len(h.apiVersions) == 1 {
 				found = clip(h.apiVersions[0].value) + " " + clip(h.kinds[0].value)
@@ -230,6 +237,11 @@ type document struct {
 	src       Source
 	namespace string
 	name      string
+	// shim is set while the Certificate an Ingress or Gateway stands for is
+	// validated (shim.go): the validators name Certificate fields
+	// (spec.duration), and shim says where each was written on this
+	// document (an annotation, a spec.tls entry), so a problem points there.
+	shim *shimPlaces
 }
 
 // fieldError is a validation error located at a field of the document.
@@ -243,7 +255,11 @@ func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 
 // fail builds a fieldError for the dotted field path ("spec.dnsNames[1]").
 func (d *document) fail(field string, format string, args ...any) error {
-	return &fieldError{line: d.line(field), field: field, msg: fmt.Sprintf(format, args...)}
+	msg := fmt.Sprintf(format, args...)
+	if p, ok := d.shim.locate(field); ok {
+		return d.errorAt(p, msg)
+	}
+	return &fieldError{line: d.line(field), field: field, msg: msg}
 }
 
 func (d *document) problem(kind string, err error) Problem {
@@ -303,6 +319,17 @@ func (d *document) node(field string) (*yaml.Node, int) {
 // key's own line. Keys are taken literally: "tls.crt" or
 // "example.com/team" are one key, not a path.
 func (d *document) failKey(field, key string, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if !strings.HasPrefix(field, "metadata") {
+		if p, ok := d.shim.locate(field + "." + key); ok {
+			return d.errorAt(p, msg)
+		}
+	}
+	return d.keyError(field, key, msg)
+}
+
+// keyError is failKey's error, never relocated by d.shim.
+func (d *document) keyError(field, key, msg string) error {
 	line := d.keyLine(field, key)
 	name := fmt.Sprintf("%s[%q]", field, clip(key))
 	switch {
@@ -311,7 +338,15 @@ func (d *document) failKey(field, key string, format string, args ...any) error 
 	case isIdentifier(key):
 		name = field + "." + key
 	}
-	return &fieldError{line: line, field: name, msg: fmt.Sprintf(format, args...)}
+	return &fieldError{line: line, field: name, msg: msg}
+}
+
+// errorAt is the fieldError for a place of the document.
+func (d *document) errorAt(p place, msg string) error {
+	if p.key != "" {
+		return d.keyError(p.field, p.key, msg)
+	}
+	return &fieldError{line: d.line(p.field), field: p.field, msg: msg}
 }
 
 // keyLine is the line of one key of the mapping at field (the mapping's

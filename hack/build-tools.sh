@@ -4,8 +4,11 @@
 #   kube-apiserver, etcd   (envtest; from k8s.io/kubernetes and go.etcd.io/etcd)
 #   sops                   (proves others can decrypt what certsync wrote)
 #   actionlint             (lints .github/workflows)
+#   kubectl                (bench only: the yardstick BenchmarkRestore10k
+#                           compares a restore with; from k8s.io/kubernetes)
 # Each binary is rebuilt only when the pinned version changes.
-# "build-tools.sh demo" builds what `make demo` runs (no actionlint).
+# "build-tools.sh demo" builds what `make demo` runs (no actionlint);
+# "build-tools.sh bench" builds everything plus kubectl (`make bench`).
 set -euo pipefail
 want=${1:-all}
 
@@ -53,6 +56,18 @@ if [ "$want" != demo ] && ! fresh actionlint "$ACTIONLINT_VERSION"; then
   step "building actionlint $ACTIONLINT_VERSION"
   GOBIN="$cache" go install -trimpath "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
   stamp actionlint "$ACTIONLINT_VERSION"
+fi
+
+# kubectl comes from the same tools module and release as kube-apiserver
+# (its go.mod requires what k8s.io/kubernetes/cmd/kubectl needs too).
+if [ "$want" = bench ] && ! fresh kubectl "$KUBE_VERSION"; then
+  step "building kubectl $KUBE_VERSION: a few minutes on 2 cores, once per machine"
+  start=$(date +%s)
+  (cd "$root/tools/kube-apiserver" && go build -trimpath \
+    -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION" \
+    -o "$cache/kubectl" k8s.io/kubernetes/cmd/kubectl)
+  stamp kubectl "$KUBE_VERSION"
+  step "kubectl built in $(( $(date +%s) - start ))s"
 fi
 
 echo "$cache"
