@@ -113,6 +113,13 @@ func checkIssuer(c *Certificate, issuers map[IssuerRef]*Issuer) error {
 	if limitedProfile(iss.ACME.Profile) && len(c.DNSNames) > MaxNamesProfile {
 		return fmt.Errorf("spec.dnsNames has %d names; %s orders with ACME profile %q, which allows at most %d: split the Certificate, or use an issuer with the default profile (up to %d)", len(c.DNSNames), iss.Key(), iss.ACME.Profile, MaxNamesProfile, MaxNames)
 	}
+	names := c.DNSNames
+	if len(names) == 0 && c.CommonName != "" {
+		names = []string{c.CommonName}
+	}
+	if _, err := PlanSolvers(iss.ACME, names, c.Labels); err != nil {
+		return fmt.Errorf("spec.dnsNames: %s (%s): %w", iss.Key(), iss.Source, err)
+	}
 	return nil
 }
 

@@ -13,54 +13,9 @@ import (
 	"github.com/certsync/certsync/issuer"
 )
 
-// SelectSolver picks the solver for one DNS name as cert-manager does:
-// among the solvers whose selector admits the name (every matchLabels entry
-// is on the Certificate; the name is listed in dnsNames or lies in one of
-// dnsZones, when those are given), the most specific wins — a dnsNames
-// match, then the longest matching dnsZone, then the most matchLabels, then
-// a solver without selector; ties go to the first declared. It returns the
-// index in solvers, or -1 when none applies.
+// SelectSolver is declared.SelectSolver, kept for callers of this package.
 func SelectSolver(solvers []declared.Solver, name string, labels map[string]string) int {
-	best, bestScore := -1, -1
-	for i, s := range solvers {
-		score, ok := solverScore(s.Selector, name, labels)
-		if ok && score > bestScore {
-			best, bestScore = i, score
-		}
-	}
-	return best
-}
-
-// solverScore ranks a selector for a name; ok is false when it does not apply.
-func solverScore(sel *declared.SolverSelector, name string, labels map[string]string) (int, bool) {
-	if sel == nil {
-		return 0, true
-	}
-	for k, v := range sel.MatchLabels {
-		if labels[k] != v {
-			return 0, false
-		}
-	}
-	labelScore := len(sel.MatchLabels)
-	if len(sel.DNSNames) == 0 && len(sel.DNSZones) == 0 {
-		return 1 + labelScore, true
-	}
-	for _, n := range sel.DNSNames {
-		if n == name {
-			return 1_000_000 + labelScore, true
-		}
-	}
-	zone := -1
-	bare := strings.TrimPrefix(name, "*.")
-	for _, z := range sel.DNSZones {
-		if bare == z || strings.HasSuffix(bare, "."+z) {
-			zone = max(zone, len(z))
-		}
-	}
-	if zone < 0 {
-		return 0, false
-	}
-	return 1000 + zone*100 + labelScore, true
+	return declared.SelectSolver(solvers, name, labels)
 }
 
 // plan is which solver serves each name of one order.
@@ -69,35 +24,17 @@ type plan struct {
 	dns    map[string]int // name (without "*.") → solver index
 }
 
-// planSolvers chooses solvers for every name and refuses what cannot work:
-// no solver, HTTP-01 for a wildcard, or one order needing both HTTP-01 and
-// DNS-01 (lego v4 validates each order with one challenge type).
+// planSolvers applies declared.PlanSolvers (the rules validation also
+// checks) and this agent's own limit: HTTP-01 needs its listener.
 func planSolvers(a *declared.ACMEIssuer, names []string, labels map[string]string, haveHTTP bool) (plan, error) {
-	p := plan{dns: map[string]int{}}
-	var httpNames, dnsNames []string
-	for _, n := range names {
-		i := SelectSolver(a.Solvers, n, labels)
-		switch {
-		case i < 0:
-			return p, fmt.Errorf("%w: no solver of the issuer selects %s: add one whose selector matches it (or one without selector)", issuer.ErrPermanent, n)
-		case a.Solvers[i].HTTP01 != nil:
-			if strings.HasPrefix(n, "*.") {
-				return p, fmt.Errorf("%w: %s: HTTP-01 cannot validate wildcard names; add a dns01 solver selected for %s (selector.dnsZones)", issuer.ErrPermanent, n, strings.TrimPrefix(n, "*."))
-			}
-			if !haveHTTP {
-				return p, fmt.Errorf("%w: %s needs HTTP-01 but certsync has no HTTP-01 listener (--http01-addr)", issuer.ErrPermanent, n)
-			}
-			httpNames = append(httpNames, n)
-		default:
-			dnsNames = append(dnsNames, n)
-			p.dns[strings.TrimPrefix(n, "*.")] = i
-		}
+	sp, err := declared.PlanSolvers(a, names, labels)
+	if err != nil {
+		return plan{}, fmt.Errorf("%w: %w", issuer.ErrPermanent, err)
 	}
-	if len(httpNames) > 0 && len(dnsNames) > 0 {
-		return p, fmt.Errorf("%w: names %v select HTTP-01 and %v select DNS-01; certsync validates one Certificate with one challenge type: split it into two Certificates or select the same solver type for all its names", issuer.ErrPermanent, httpNames, dnsNames)
+	if len(sp.HTTP01) > 0 && !haveHTTP {
+		return plan{}, fmt.Errorf("%w: %s needs HTTP-01 but certsync has no HTTP-01 listener (--http01-addr)", issuer.ErrPermanent, sp.HTTP01[0])
 	}
-	p.http01 = len(httpNames) > 0
-	return p, nil
+	return plan{http01: len(sp.HTTP01) > 0, dns: sp.DNS01}, nil
 }
 
 // router sends each name's DNS-01 record to the provider of its solver.
