@@ -121,7 +121,10 @@ func TestOtherKindsAreSkipped(t *testing.T) {
 		{"batch/v1", "Job"}, {"batch/v1", "CronJob"},
 		{"v1", "Service"}, {"v1", "ConfigMap"}, {"v1", "Namespace"}, {"v1", "ServiceAccount"},
 		{"v1", "Secret"}, {"v1", "PersistentVolumeClaim"}, {"v1", "Endpoints"},
-		{"networking.k8s.io/v1", "Ingress"}, {"networking.k8s.io/v1", "NetworkPolicy"},
+		// Ingresses and Gateways without cert-manager's annotations (see
+		// shim_test.go for those with them).
+		{"networking.k8s.io/v1", "Ingress"}, {"networking.k8s.io/v1beta1", "Ingress"},
+		{"extensions/v1beta1", "Ingress"}, {"networking.k8s.io/v1", "NetworkPolicy"},
 		{"networking.k8s.io/v1", "IngressClass"},
 		{"rbac.authorization.k8s.io/v1", "Role"}, {"rbac.authorization.k8s.io/v1", "ClusterRole"},
 		{"rbac.authorization.k8s.io/v1", "ClusterRoleBinding"},
@@ -129,7 +132,9 @@ func TestOtherKindsAreSkipped(t *testing.T) {
 		{"kustomize.toolkit.fluxcd.io/v1", "Kustomization"},
 		{"helm.toolkit.fluxcd.io/v2", "HelmRelease"}, {"source.toolkit.fluxcd.io/v1", "GitRepository"},
 		{"argoproj.io/v1alpha1", "Application"},
-		{"gateway.networking.k8s.io/v1", "Gateway"}, {"gateway.networking.k8s.io/v1", "HTTPRoute"},
+		{"gateway.networking.k8s.io/v1", "Gateway"}, {"gateway.networking.k8s.io/v1beta1", "Gateway"},
+		{"gateway.networking.k8s.io/v1", "ListenerSet"}, {"gateway.networking.k8s.io/v1", "HTTPRoute"},
+		{"networking.istio.io/v1", "Gateway"},
 		{"cluster.x-k8s.io/v1beta1", "Cluster"},
 		{"apiextensions.k8s.io/v1", "CustomResourceDefinition"},
 		{"admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"},
@@ -156,15 +161,17 @@ func TestOtherKindsAreSkipped(t *testing.T) {
 		docs = append(docs, "apiVersion: "+h[0]+"\nkind: "+h[1]+"\nmetadata:\n  name: x\n")
 	}
 	docs = append(docs,
-		// cert-manager.io in annotations and comments is not a document.
+		// cert-manager.io in comments is not a document, and an Ingress
+		// without cert-manager's annotations stands for no Certificate.
 		`# apiVersion: cert-manager.io/v1
 # kind: Certificate
+# cert-manager.io/cluster-issuer: letsencrypt
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: web
   annotations:
-    cert-manager.io/cluster-issuer: letsencrypt
+    nginx.ingress.kubernetes.io/ssl-redirect: "true"
 spec:
   tls: [{hosts: [web.example.com], secretName: web-tls}]
 `,

@@ -7,6 +7,11 @@
 // line it comes from, and a bad declaration never hides a good one: Parse
 // returns everything it could read plus the list of problems.
 //
+// An Ingress or a Gateway API Gateway with cert-manager's annotations
+// (cert-manager.io/cluster-issuer, ...) stands for Certificates, read as
+// cert-manager's ingress-shim and gateway-shim make them (shim.go) and
+// validated with the same rules.
+//
 // Documents of other kinds (Deployments, Kustomizations, ...) are skipped, so
 // a repository can mix certsync's declarations with anything else. A
 // document that looks meant for cert-manager but that certsync cannot read

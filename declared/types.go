@@ -50,7 +50,11 @@ func (s Source) String() string {
 }
 
 // Certificate is a cert-manager.io/v1 Certificate after defaulting and
-// validation: what the repository asks for.
+// validation: what the repository asks for. It is also what an Ingress or
+// Gateway with cert-manager's annotations stands for (cert-manager's
+// ingress-shim and gateway-shim): Name is then the Secret's name,
+// Namespace the Ingress's, Labels the Ingress's, Source the Ingress
+// document.
 type Certificate struct {
 	Namespace string
 	Name      string
