@@ -7,6 +7,8 @@
 //	certsync renew NAME | --all | -l key=value                          an audited renewal request
 //	certsync restore --cluster NAME --kubeconfig FILE                   a rebuilt cluster, from Git alone
 //	certsync export NAMESPACE/NAME --out DIR [--watch]                  PEM files for what runs outside Kubernetes
+//	certsync validate [DIR...]                                          offline checks for pull requests
+//	certsync plan [DIR] [-o markdown]                                   what a pass would do, and why
 //	certsync version
 //
 // Every flag can be set as CERTSYNC_<FLAG> in the environment. Run
@@ -51,6 +53,13 @@ Usage:
   certsync export NAMESPACE/NAME --out DIR [--watch] [--hook PROGRAM]
                                           write a certificate as PEM files for VMs,
                                           load balancers, appliances
+  certsync validate [DIR...] [-o text|json|github]
+                                          check a checked-out repository offline (no
+                                          Git server, CA, cluster or key); exit 1 on
+                                          any problem
+  certsync plan [DIR] [-o table|markdown|json]
+                                          what a reconcile would order, copy,
+                                          re-encrypt or prune, and why (offline)
   certsync version
 
 Run "certsync reconcile -h" for the flags; each can also be set as
@@ -88,6 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return cmdExport(ctx, args[1:], getenv, stdout, stderr)
+	case "validate":
+		return cmdValidate(ctx, args[1:], getenv, stdout, stderr)
+	case "plan":
+		return cmdPlan(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "certsync", version)
 		return 0

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/certsync/certsync/declared"
+	"github.com/certsync/certsync/issuer"
+	"github.com/certsync/certsync/reconcile"
+)
+
+// Pull-request review: `certsync validate` and `certsync plan` read a
+// checked-out repository from disk and need nothing else — no Git server,
+// no CA, no cluster, no decryption key — so they run on any CI runner
+// against the pull request's own files.
+
+// reviewPass plans a working tree offline, as a dry-run pass would.
+func reviewPass(ctx context.Context, dir string, o *options, log *slog.Logger) (*reconcile.Result, *worktree, error) {
+	tree, err := openWorktree(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := reconcile.New(reconcile.Config{
+		Repo:        worktreeRepo{tree},
+		Encryption:  encrypterFactory(nil, log),
+		Issuers:     offlineIssuers,
+		ClusterName: o.Cluster,
+		Clock:       o.clock,
+		Policy:      reconcile.Policy{MaxPruneShare: o.MaxPruneShare, ForcePrune: o.ForcePrune},
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := rec.Reconcile(ctx, reconcile.Options{DryRun: true})
+	return res, tree, err
+}
+
+// offlineIssuers is the issuer factory of validate and plan: they never
+// reach a CA (a dry-run pass builds no issuer; this says so if one tried).
+func offlineIssuers(context.Context, *declared.Issuer, crypto.Signer, issuer.SecretGetter) (issuer.Issuer, error) {
+	return nil, errors.New("validate and plan never contact a CA")
+}
+
+// finding is one problem, located in the repository when it can be.
+type finding struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+var located = regexp.MustCompile(`^([^\s:]+):(\d+): (.*)$`)
+
+func findingOf(err error) finding {
+	var p declared.Problem
+	if errors.As(err, &p) && p.Source.File != "" {
+		msg := strings.TrimPrefix(err.Error(), p.Source.String()+": ")
+		return finding{File: p.Source.File, Line: p.Source.Line, Message: msg}
+	}
+	msg := err.Error()
+	if m := located.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[2])
+		return finding{File: m[1], Line: line, Message: m[3]}
+	}
+	if file, rest, ok := strings.Cut(msg, ": "); ok && strings.HasSuffix(file, ".yaml") && !strings.ContainsAny(file, " \t") {
+		return finding{File: file, Message: rest}
+	}
+	return finding{Message: msg}
+}
+
+func (f finding) String() string {
+	switch {
+	case f.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", f.File, f.Line, f.Message)
+	case f.File != "":
+		return f.File + ": " + f.Message
+	}
+	return f.Message
+}
+
+// github renders the finding as a GitHub Actions workflow command, which
+// annotates the pull request's diff at the line.
+func (f finding) github() string {
+	esc := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
+	props := "title=certsync"
+	if f.File != "" {
+		props = "file=" + esc.Replace(f.File) + "," + props
+		if f.Line > 0 {
+			props = "file=" + esc.Replace(f.File) + ",line=" + strconv.Itoa(f.Line) + ",title=certsync"
+		}
+	}
+	return "::error " + props + "::" + esc.Replace(f.Message)
+}
+
+// cmdValidate checks a repository offline: every declaration, certsync.yaml,
+// the committed files' metadata, and that .sops.yaml encrypts every file a
+// pass would write. Exit 1 on any problem.
+func cmdValidate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var output string
+	o, log, code, ok := parseCommand("validate", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&output, "o", "text", "output format: text, json, or github (workflow annotations)")
+	})
+	if !ok {
+		return code
+	}
+	if output != "text" && output != "json" && output != "github" {
+		fmt.Fprintf(stderr, "certsync validate: -o %q: want text, json or github\n", output)
+		return 2
+	}
+	dirs := o.args
+	if len(dirs) == 0 {
+		dirs = []string{"."}
+	}
+	type report struct {
+		Repository   string    `json:"repository"`
+		Certificates int       `json:"certificates"`
+		Problems     []finding `json:"problems"`
+		Warnings     []string  `json:"warnings"`
+	}
+	var reports []report
+	failed := false
+	for _, dir := range dirs {
+		rep := report{Repository: dir, Problems: []finding{}, Warnings: []string{}}
+		res, tree, err := reviewPass(ctx, dir, o, log)
+		if err != nil {
+			rep.Problems = append(rep.Problems, findingOf(err))
+		} else {
+			rep.Certificates = len(res.Certificates)
+			for _, p := range res.Problems {
+				rep.Problems = append(rep.Problems, findingOf(p))
+			}
+			for _, p := range encryptable(ctx, tree, res.Plan, log) {
+				rep.Problems = append(rep.Problems, findingOf(p))
+			}
+			rep.Warnings = append(rep.Warnings, res.Plan.Warnings...)
+		}
+		failed = failed || len(rep.Problems) > 0
+		reports = append(reports, rep)
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(reports); err != nil {
+			fmt.Fprintf(stderr, "certsync: %v\n", err)
+			return 1
+		}
+	case "github":
+		for _, rep := range reports {
+			for _, f := range rep.Problems {
+				fmt.Fprintln(stdout, f.github())
+			}
+		}
+	default:
+		for _, rep := range reports {
+			for _, f := range rep.Problems {
+				fmt.Fprintln(stdout, f)
+			}
+			for _, w := range rep.Warnings {
+				fmt.Fprintln(stdout, "warning: "+w)
+			}
+			if len(rep.Problems) == 0 {
+				fmt.Fprintf(stdout, "%s: ok: %d %s valid\n", rep.Repository, rep.Certificates, plural(rep.Certificates, "certificate"))
+			} else {
+				fmt.Fprintf(stdout, "%s: %d %s (%d valid %s)\n", rep.Repository, len(rep.Problems), plural(len(rep.Problems), "problem"), rep.Certificates, plural(rep.Certificates, "certificate"))
+			}
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// encryptable checks that .sops.yaml gives every file the plan would write
+// a rule that encrypts its data, as the agent checks before ordering.
+func encryptable(ctx context.Context, tree *worktree, plan reconcile.Plan, log *slog.Logger) []error {
+	sopsConfig, err := tree.ReadFile(reconcile.SOPSConfigPath)
+	if err != nil {
+		sopsConfig = nil
+	}
+	enc, err := encrypterFactory(nil, log)(sopsConfig)
+	if err != nil {
+		return []error{fmt.Errorf("%s: %w", reconcile.SOPSConfigPath, err)}
+	}
+	probe, err := yaml.Marshal(&corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "certsync-probe"},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSPrivateKeyKey: []byte("probe")}})
+	if err != nil {
+		return []error{err}
+	}
+	var problems []error
+	seen := map[string]bool{}
+	for _, a := range plan.Actions {
+		if !a.Kind.Orders() && a.Kind != reconcile.Copy && a.Kind != reconcile.Reencrypt {
+			continue
+		}
+		for _, path := range append([]string{a.Path}, a.Copies...) {
+			if seen[path] {
+				continue
+			}
+			seen[path] = true
+			if _, err := enc.Encrypt(ctx, path, probe); err != nil {
+				problems = append(problems, fmt.Errorf("%s: %s would write %s, which %s cannot encrypt: %w", reconcile.SOPSConfigPath, a.Subject(), path, reconcile.SOPSConfigPath, err))
+			}
+		}
+	}
+	return problems
+}
+
+// planAction is one action of `certsync plan -o json`.
+type planAction struct {
+	Kind        string   `json:"kind"`
+	Certificate string   `json:"certificate,omitempty"`
+	Source      string   `json:"source,omitempty"`
+	Path        string   `json:"path"`
+	Copies      []string `json:"copies,omitempty"`
+	From        string   `json:"from,omitempty"`
+	Reason      string   `json:"reason"`
+}
+
+// cmdPlan shows what a reconcile of a checked-out repository would do,
+// and why, as a table, as markdown for a pull-request comment, or as JSON.
+// Like validate it is offline; the cluster's side (applies, Secret
+// prunes) is the agent's to see.
+func cmdPlan(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var output string
+	o, log, code, ok := parseCommand("plan", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&output, "o", "table", "output format: table, markdown (a pull-request comment) or json")
+	})
+	if !ok {
+		return code
+	}
+	if output != "table" && output != "markdown" && output != "json" {
+		fmt.Fprintf(stderr, "certsync plan: -o %q: want table, markdown or json\n", output)
+		return 2
+	}
+	if len(o.args) > 1 {
+		fmt.Fprintf(stderr, "certsync plan: one repository folder, got %q\n", o.args)
+		return 2
+	}
+	dir := "."
+	if len(o.args) == 1 {
+		dir = o.args[0]
+	}
+	res, _, err := reviewPass(ctx, dir, o, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "certsync plan: %v\n", err)
+		return 1
+	}
+	actions := make([]planAction, 0, len(res.Plan.Actions))
+	for _, a := range res.Plan.Actions {
+		pa := planAction{Kind: string(a.Kind), Path: a.Path, Copies: a.Copies, From: a.From, Reason: a.Reason}
+		if a.Certificate != nil {
+			pa.Certificate, pa.Source = a.Certificate.Key(), a.Certificate.Source.String()
+		}
+		actions = append(actions, pa)
+	}
+	problems := make([]finding, 0, len(res.Problems))
+	for _, p := range res.Problems {
+		problems = append(problems, findingOf(p))
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		warnings := append([]string{}, res.Plan.Warnings...)
+		if err := enc.Encode(map[string]any{"actions": actions, "problems": problems, "warnings": warnings}); err != nil {
+			fmt.Fprintf(stderr, "certsync: %v\n", err)
+			return 1
+		}
+	case "markdown":
+		printPlanMarkdown(stdout, actions, problems, res.Plan.Warnings)
+	default:
+		printResult(stdout, res, true, nil)
+		for _, f := range problems {
+			fmt.Fprintln(stderr, "problem: "+f.String())
+		}
+	}
+	if len(problems) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// printPlanMarkdown writes the plan as a pull-request comment.
+func printPlanMarkdown(w io.Writer, actions []planAction, problems []finding, warnings []string) {
+	counts := map[string]int{}
+	for _, a := range actions {
+		counts[a.Kind]++
+	}
+	var summary []string
+	for _, k := range []reconcile.ActionKind{reconcile.Issue, reconcile.Reissue, reconcile.Renew, reconcile.Copy, reconcile.Reencrypt, reconcile.PruneFile, reconcile.Wait} {
+		if n := counts[string(k)]; n > 0 {
+			summary = append(summary, fmt.Sprintf("%d %s", n, planWords[k]))
+		}
+	}
+	fmt.Fprintln(w, "### certsync plan")
+	fmt.Fprintln(w)
+	switch {
+	case len(summary) == 0 && len(problems) == 0:
+		fmt.Fprintln(w, "No changes: every certificate is committed and up to date.")
+	case len(summary) == 0:
+		fmt.Fprintln(w, "No changes planned.")
+	default:
+		fmt.Fprintf(w, "**%s** (each order is one request to the CA; copies and re-encryptions order nothing).\n", strings.Join(summary, ", "))
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| action | certificate | file | reason |")
+		fmt.Fprintln(w, "|---|---|---|---|")
+		for _, a := range actions {
+			file := "`" + a.Path + "`"
+			if len(a.Copies) > 0 {
+				file += fmt.Sprintf(" and %d more %s", len(a.Copies), plural(len(a.Copies), "cluster"))
+			}
+			cert := a.Certificate
+			if a.Source != "" {
+				cert += " (`" + a.Source + "`)"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", a.Kind, mdCell(cert), mdCell(file), mdCell(a.Reason))
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "**%d %s** — these certificates are left out until fixed, and nothing is pruned:\n\n", len(problems), plural(len(problems), "problem"))
+		for _, f := range problems {
+			fmt.Fprintf(w, "- %s\n", mdCell(f.String()))
+		}
+	}
+	for _, warning := range warnings {
+		fmt.Fprintf(w, "\n> %s\n", mdCell(warning))
+	}
+}
+
+var planWords = map[reconcile.ActionKind]string{
+	reconcile.Issue: "to issue", reconcile.Reissue: "to re-issue", reconcile.Renew: "to renew",
+	reconcile.Copy: "to copy to another cluster", reconcile.Reencrypt: "to re-encrypt",
+	reconcile.PruneFile: "to prune", reconcile.Wait: "waiting",
+}
+
+// mdCell keeps a value inside one markdown table cell.
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}

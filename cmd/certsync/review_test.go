@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const reviewIssuer = `apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: le
+spec:
+  acme:
+    server: https://acme.example/directory
+    privateKeySecretRef:
+      name: le-account
+    solvers:
+    - http01:
+        ingress: {}
+`
+
+const reviewSOPS = `creation_rules:
+  - path_regex: ^(secrets|accounts)/.*\.yaml$
+    encrypted_regex: ^(data|stringData)$
+    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+`
+
+func reviewCert(name, extra string) string {
+	return `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: ` + name + `
+  namespace: shop
+spec:
+  secretName: ` + name + `-tls
+  dnsNames: [` + name + `.example.com]
+  issuerRef: {name: le, kind: ClusterIssuer}
+` + extra
+}
+
+// reviewRepo writes a repository folder from files (path → content).
+func reviewRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range files {
+		writeFile(t, filepath.Join(dir, p), c)
+	}
+	return dir
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, func(string) string { return "" }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidate(t *testing.T) {
+	base := func(extra map[string]string) map[string]string {
+		files := map[string]string{".sops.yaml": reviewSOPS, "issuers/le.yaml": reviewIssuer, "certs/web.yaml": reviewCert("web", "")}
+		for p, c := range extra {
+			files[p] = c
+		}
+		return files
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string // lines of the text output; empty: valid
+	}{
+		{name: "valid", files: base(nil)},
+		{name: "unknown issuer", files: base(map[string]string{"certs/api.yaml": strings.Replace(reviewCert("api", ""), "name: le,", "name: nope,", 1)}),
+			want: []string{"certs/api.yaml:1: Certificate shop/api: spec.issuerRef: unknown issuer: ClusterIssuer nope is not declared in the repository"}},
+		{name: "wildcard through HTTP-01", files: base(map[string]string{"certs/wild.yaml": strings.Replace(reviewCert("wild", ""), "[wild.example.com]", `["*.example.com"]`, 1)}),
+			want: []string{"certs/wild.yaml:1: Certificate shop/wild: spec.dnsNames: ClusterIssuer/le (issuers/le.yaml:1): no usable ACME solver: *.example.com: HTTP-01 cannot validate wildcard names"}},
+		{name: "duplicate secretName", files: base(map[string]string{"certs/web2.yaml": strings.Replace(reviewCert("web2", ""), "secretName: web2-tls", "secretName: web-tls", 1)}),
+			want: []string{"certs/web.yaml:1: Certificate shop/web: spec.secretName shop/web-tls is used by 2 Certificates", "certs/web2.yaml:1: Certificate shop/web2: spec.secretName shop/web-tls is used by 2 Certificates"}},
+		{name: "unknown cluster", files: base(map[string]string{
+			"certsync.yaml":  "apiVersion: certsync.io/v1alpha1\nkind: Settings\nclusters:\n- name: prod\n",
+			"certs/web.yaml": strings.Replace(reviewCert("web", ""), "  namespace: shop\n", "  namespace: shop\n  annotations:\n    certsync.io/clusters: prdo\n", 1)}),
+			want: []string{`certs/web.yaml:7: Certificate shop/web: certsync.io/clusters: cluster "prdo" is not declared in certsync.yaml (declared: prod)`}},
+		{name: "a .sops.yaml that would leave keys in the clear", files: base(map[string]string{".sops.yaml": strings.Replace(reviewSOPS, "^(data|stringData)$", "^nothing$", 1)}),
+			want: []string{".sops.yaml: shop/web would write secrets/default/shop/web-tls.yaml, which .sops.yaml cannot encrypt"}},
+		{name: "malformed YAML", files: base(map[string]string{"certs/bad.yaml": "kind: Certificate\n  : :\n"}),
+			want: []string{"certs/bad.yaml: malformed YAML"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := reviewRepo(t, tt.files)
+			code, out, errOut := runCLI("validate", dir)
+			if len(tt.want) == 0 {
+				if code != 0 || !strings.Contains(out, "ok: 1 certificate valid") {
+					t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+				}
+				return
+			}
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateFormats(t *testing.T) {
+	dir := reviewRepo(t, map[string]string{".sops.yaml": reviewSOPS, "issuers/le.yaml": reviewIssuer,
+		"certs/web.yaml": strings.Replace(reviewCert("web", ""), "name: le,", "name: nope,", 1)})
+	code, out, _ := runCLI("validate", "-o", "json", dir)
+	var reports []struct {
+		Problems []finding `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out), &reports); code != 1 || err != nil || len(reports) != 1 || len(reports[0].Problems) != 1 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if p := reports[0].Problems[0]; p.File != "certs/web.yaml" || p.Line != 1 || !strings.Contains(p.Message, "unknown issuer") {
+		t.Fatalf("finding %+v", p)
+	}
+	code, out, _ = runCLI("validate", "-o", "github", dir)
+	if code != 1 || !strings.HasPrefix(out, "::error file=certs/web.yaml,line=1,title=certsync::Certificate shop/web: spec.issuerRef: unknown issuer") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if code, _, errOut := runCLI("validate", "-o", "xml", dir); code != 2 || !strings.Contains(errOut, "want text, json or github") {
+		t.Fatalf("bad -o: exit %d %s", code, errOut)
+	}
+}
+
+func TestPlanForPullRequests(t *testing.T) {
+	settings := "apiVersion: certsync.io/v1alpha1\nkind: Settings\nclusters:\n- name: eu\n- name: us\ndelivery:\n- paths: [certs/]\n  clusters: [all]\n"
+	dir := reviewRepo(t, map[string]string{".sops.yaml": reviewSOPS, "issuers/le.yaml": reviewIssuer, "certsync.yaml": settings,
+		"certs/web.yaml": reviewCert("web", ""), "certs/api.yaml": reviewCert("api", "")})
+	code, out, errOut := runCLI("plan", "-o", "markdown", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"### certsync plan", "**2 to issue**",
+		"| Issue | shop/web (`certs/web.yaml:1`) | `secrets/eu/shop/web-tls.yaml` and 1 more cluster | no Secret committed |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI("plan", "-o", "json", dir)
+	var plan struct {
+		Actions []planAction `json:"actions"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != 0 || err != nil || len(plan.Actions) != 2 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if a := plan.Actions[0]; a.Kind != "Issue" || a.Certificate != "shop/api" || len(a.Copies) != 1 || a.Copies[0] != "secrets/us/shop/api-tls.yaml" {
+		t.Fatalf("action %+v", a)
+	}
+	// A symbolic link is not followed: the repository is data.
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "certs", "passwd.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI("validate", dir); code != 0 || strings.Contains(out+errOut, "root:") {
+		t.Fatalf("symlink: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
