@@ -266,9 +266,9 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	return p, nil
 }
 
-// deliver resolves which clusters receive each certificate (certsync.yaml
-// and the certsync.io annotations) into the pass's state, and returns the
-// certificates that can be planned. A certificate whose delivery is wrong
+// deliver applies certsync.yaml's policy and resolves which clusters
+// receive each certificate (certsync.yaml and the certsync.io annotations)
+// into the pass's state, and returns the certificates that can be planned. A certificate whose delivery is wrong
 // is a problem of its own and is left out, like an invalid declaration;
 // when certsync.yaml itself is wrong, every certificate is left out:
 // guessing where keys go is worse than waiting for a fix.
@@ -289,6 +289,10 @@ func (r *Reconciler) deliver(p *pass, settingsFile []byte) []declared.Certificat
 	out := make([]declared.Certificate, 0, len(p.set.Certificates))
 	for i := range p.set.Certificates {
 		c := &p.set.Certificates[i]
+		if err := conf.Allow(c); err != nil {
+			p.problems = append(p.problems, err) // nothing is ordered for it
+			continue
+		}
 		targets, err := conf.Targets(c, r.cfg.ClusterName)
 		if err != nil {
 			p.problems = append(p.problems, err)

@@ -17,6 +17,11 @@
 //	  clusters: [all]
 //	- paths: [apps/*/prod.yaml]
 //	  clusterSelector: env=prod
+//	policy:
+//	- paths: [apps/shop/]          # declarations in these files ...
+//	  names: [shop.example.com, "*.shop.example.com", .internal.example.com]
+//	  issuers: [ClusterIssuer/letsencrypt]
+//	  namespaces: [shop]
 //
 // # Which clusters receive a certificate
 //
@@ -32,6 +37,16 @@
 //
 // Otherwise the certificate goes nowhere, and that is an error naming its
 // file: a private key is never sent to a cluster nobody chose.
+//
+// # Policy
+//
+// When certsync.yaml has policy rules, a certificate is issued only if a
+// rule whose paths match the file it is declared in allows every one of
+// its names (exact, "*.zone" for one label, ".zone" for any depth), its
+// issuer ("Kind/name", "Issuer/namespace/name" for a namespaced one) and
+// its namespace; a list left out allows anything. A repository path no
+// rule covers may request nothing. The agent and certsync validate apply
+// the same check, and a refusal names the rule.
 package settings
 
 import (
@@ -63,6 +78,19 @@ const All = "all"
 type Settings struct {
 	Clusters []Cluster
 	Delivery []Rule
+	Policy   []PolicyRule
+}
+
+// PolicyRule allows the certificates declared in some files to request
+// some names from some issuers into some namespaces. Empty lists allow
+// anything.
+type PolicyRule struct {
+	Paths      []string
+	Names      []string
+	Issuers    []string
+	Namespaces []string
+	// Line is where the rule starts in certsync.yaml.
+	Line int
 }
 
 // Cluster is one cluster certsync delivers to. Its name is the folder of
@@ -89,6 +117,14 @@ type rawSettings struct {
 	Kind       string       `yaml:"kind"`
 	Clusters   []rawCluster `yaml:"clusters"`
 	Delivery   []rawRule    `yaml:"delivery"`
+	Policy     []rawPolicy  `yaml:"policy"`
+}
+
+type rawPolicy struct {
+	Paths      []string `yaml:"paths"`
+	Names      []string `yaml:"names"`
+	Issuers    []string `yaml:"issuers"`
+	Namespaces []string `yaml:"namespaces"`
 }
 
 type rawCluster struct {
@@ -151,13 +187,8 @@ func Parse(content []byte) (Settings, error) {
 	for i, r := range raw.Delivery {
 		line := itemLine(root, "delivery", i)
 		rule := Rule{Paths: r.Paths, Line: line}
-		if len(r.Paths) == 0 {
-			return Settings{}, fmt.Errorf("%s:%d: delivery[%d].paths is required (a folder such as apps/, or a glob such as apps/*/prod.yaml)", Path, line, i)
-		}
-		for _, p := range r.Paths {
-			if _, err := path.Match(p, ""); err != nil || p == "" || strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") {
-				return Settings{}, fmt.Errorf("%s:%d: delivery[%d].paths: %q is not a repository folder or glob", Path, line, i, p)
-			}
+		if err := checkPaths(r.Paths); err != nil {
+			return Settings{}, fmt.Errorf("%s:%d: delivery[%d].paths: %w", Path, line, i, err)
 		}
 		switch {
 		case len(r.Clusters) > 0 && r.ClusterSelector != "":
@@ -177,6 +208,24 @@ func Parse(content []byte) (Settings, error) {
 			return Settings{}, fmt.Errorf("%s:%d: delivery[%d]: say which clusters receive these certificates (clusters or clusterSelector)", Path, line, i)
 		}
 		s.Delivery = append(s.Delivery, rule)
+	}
+	for i, r := range raw.Policy {
+		line := itemLine(root, "policy", i)
+		if err := checkPaths(r.Paths); err != nil {
+			return Settings{}, fmt.Errorf("%s:%d: policy[%d].paths: %w", Path, line, i, err)
+		}
+		for _, n := range r.Names {
+			if err := checkNamePattern(n); err != nil {
+				return Settings{}, fmt.Errorf("%s:%d: policy[%d].names: %q: %w", Path, line, i, n, err)
+			}
+		}
+		for _, iss := range r.Issuers {
+			kind, _, _ := strings.Cut(iss, "/")
+			if (kind != declared.KindIssuer && kind != declared.KindClusterIssuer) || strings.Count(iss, "/") != map[string]int{declared.KindIssuer: 2, declared.KindClusterIssuer: 1}[kind] {
+				return Settings{}, fmt.Errorf("%s:%d: policy[%d].issuers: %q: write ClusterIssuer/NAME or Issuer/NAMESPACE/NAME", Path, line, i, iss)
+			}
+		}
+		s.Policy = append(s.Policy, PolicyRule{Paths: r.Paths, Names: r.Names, Issuers: r.Issuers, Namespaces: r.Namespaces, Line: line})
 	}
 	if len(s.Delivery) > 0 && len(s.Clusters) == 0 {
 		return Settings{}, fmt.Errorf("%s: delivery rules need clusters: declare them under clusters", Path)
@@ -288,8 +337,24 @@ func (s Settings) selected(sel labels.Selector, at declared.Source, key, by stri
 	return out, nil
 }
 
-func (r Rule) matches(file string) bool {
-	for _, p := range r.Paths {
+// checkPaths validates the paths of a rule: folders or globs inside the
+// repository.
+func checkPaths(paths []string) error {
+	if len(paths) == 0 {
+		return errors.New("is required (a folder such as apps/, or a glob such as apps/*/prod.yaml)")
+	}
+	for _, p := range paths {
+		if _, err := path.Match(p, ""); err != nil || p == "" || strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") {
+			return fmt.Errorf("%q is not a repository folder or glob", p)
+		}
+	}
+	return nil
+}
+
+func (r Rule) matches(file string) bool { return pathsMatch(r.Paths, file) }
+
+func pathsMatch(paths []string, file string) bool {
+	for _, p := range paths {
 		if strings.HasSuffix(p, "/") {
 			if strings.HasPrefix(file, p) {
 				return true

@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -94,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{"all is reserved", head + "clusters:\n- name: all\n", `"all" stands for every cluster`},
 		{"twice", head + "clusters:\n- name: a\n- name: a\n", `certsync.yaml:5: clusters[1]: cluster "a" is declared twice`},
 		{"bad label", head + "clusters:\n- name: a\n  labels: {\"env/\": x}\n", "clusters[0].labels"},
-		{"rule without paths", head + "clusters:\n- name: a\ndelivery:\n- clusters: [a]\n", "certsync.yaml:6: delivery[0].paths is required"},
+		{"rule without paths", head + "clusters:\n- name: a\ndelivery:\n- clusters: [a]\n", "certsync.yaml:6: delivery[0].paths: is required"},
 		{"rule escapes", head + "clusters:\n- name: a\ndelivery:\n- paths: [../x]\n  clusters: [a]\n", `"../x" is not a repository folder or glob`},
 		{"rule unknown cluster", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n  clusters: [b]\n", `delivery[0].clusters: cluster "b" is not declared`},
 		{"rule says nothing", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n", "say which clusters"},
@@ -109,5 +110,63 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tt.err)
 			}
 		})
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	s, err := Parse([]byte(`apiVersion: certsync.io/v1alpha1
+kind: Settings
+policy:
+- paths: [apps/shop/]
+  names: [shop.example.com, "*.shop.example.com", .internal.example.com]
+  issuers: [ClusterIssuer/letsencrypt, Issuer/shop/private]
+  namespaces: [shop]
+- paths: [platform/]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := func(file, ns, kind, issuer string, names ...string) *declared.Certificate {
+		return &declared.Certificate{Namespace: ns, Name: "web", Source: declared.Source{File: file, Line: 2}, DNSNames: names,
+			IssuerRef: declared.IssuerRef{Kind: kind, Name: issuer}}
+	}
+	tests := []struct {
+		name string
+		c    *declared.Certificate
+		err  string
+	}{
+		{"allowed", cert("apps/shop/web.yaml", "shop", "ClusterIssuer", "letsencrypt", "shop.example.com", "*.shop.example.com", "www.shop.example.com", "a.b.internal.example.com"), ""},
+		{"namespaced issuer", cert("apps/shop/web.yaml", "shop", "Issuer", "private", "shop.example.com"), ""},
+		{"rule without lists allows anything", cert("platform/x.yaml", "kube-system", "ClusterIssuer", "other", "anything.example.org"), ""},
+		{"name outside", cert("apps/shop/web.yaml", "shop", "ClusterIssuer", "letsencrypt", "shop.example.com", "bank.example.com"),
+			"apps/shop/web.yaml:2: Certificate shop/web: refused by policy: certsync.yaml:4 (policy rule) does not allow the name bank.example.com"},
+		{"wildcard label is one label", cert("apps/shop/web.yaml", "shop", "ClusterIssuer", "letsencrypt", "a.b.shop.example.com"), "does not allow the name a.b.shop.example.com"},
+		{"suffix needs a subdomain", cert("apps/shop/web.yaml", "shop", "ClusterIssuer", "letsencrypt", "internal.example.com"), "does not allow the name internal.example.com"},
+		{"issuer", cert("apps/shop/web.yaml", "shop", "ClusterIssuer", "staging", "shop.example.com"), "does not allow issuer ClusterIssuer/staging"},
+		{"namespace", cert("apps/shop/web.yaml", "bank", "ClusterIssuer", "letsencrypt", "shop.example.com"), "does not allow namespace bank (allowed: shop)"},
+		{"uncovered path", cert("apps/bank/web.yaml", "bank", "ClusterIssuer", "letsencrypt", "bank.example.com"), "no policy rule in certsync.yaml covers apps/bank/web.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.Allow(tt.c)
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err %v, want %q", err, tt.err)
+			}
+		})
+	}
+	for _, bad := range []string{"names: [\"*\"]", "names: [a.*.example.com]", "names: [Shop.example.com]", "issuers: [letsencrypt]", "issuers: [Issuer/le]", "paths: [../x]"} {
+		content := "apiVersion: certsync.io/v1alpha1\nkind: Settings\npolicy:\n- paths: [apps/]\n  " + bad + "\n"
+		if strings.HasPrefix(bad, "paths") {
+			content = "apiVersion: certsync.io/v1alpha1\nkind: Settings\npolicy:\n- " + bad + "\n"
+		}
+		if _, err := Parse([]byte(content)); err == nil || !strings.Contains(err.Error(), "certsync.yaml:4: policy[0]") {
+			t.Errorf("%s: err %v", bad, err)
+		}
 	}
 }

@@ -85,6 +85,9 @@ func TestValidate(t *testing.T) {
 			want: []string{`certs/web.yaml:7: Certificate shop/web: certsync.io/clusters: cluster "prdo" is not declared in certsync.yaml (declared: prod)`}},
 		{name: "a .sops.yaml that would leave keys in the clear", files: base(map[string]string{".sops.yaml": strings.Replace(reviewSOPS, "^(data|stringData)$", "^nothing$", 1)}),
 			want: []string{".sops.yaml: shop/web would write secrets/default/shop/web-tls.yaml, which .sops.yaml cannot encrypt"}},
+		{name: "refused by policy", files: base(map[string]string{
+			"certsync.yaml": "apiVersion: certsync.io/v1alpha1\nkind: Settings\npolicy:\n- paths: [certs/]\n  names: [.shop.example.com]\n"}),
+			want: []string{"certs/web.yaml:1: Certificate shop/web: refused by policy: certsync.yaml:4 (policy rule) does not allow the name web.example.com (allowed: .shop.example.com)"}},
 		{name: "malformed YAML", files: base(map[string]string{"certs/bad.yaml": "kind: Certificate\n  : :\n"}),
 			want: []string{"certs/bad.yaml: malformed YAML"}},
 	}
