@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -65,6 +66,11 @@ func (r *Repo) Commit(ctx context.Context, parent *Snapshot, changes []Change, m
 	c := &object.Commit{Author: sig, Committer: sig, Message: message, TreeHash: treeHash}
 	if !parent.hash.IsZero() {
 		c.ParentHashes = []plumbing.Hash{parent.hash}
+	}
+	if r.opts.Signer != nil {
+		if err := r.sign(c); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
 	}
 	obj := r.repo.Storer.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
@@ -180,4 +186,28 @@ func (r *Repo) writeBlob(content []byte) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 	return r.repo.Storer.SetEncodedObject(obj)
+}
+
+// sign adds the signature of c's encoding (without a signature), which is
+// what Git verifies.
+func (r *Repo) sign(c *object.Commit) error {
+	unsigned := r.repo.Storer.NewEncodedObject()
+	if err := c.EncodeWithoutSignature(unsigned); err != nil {
+		return fmt.Errorf("encode for signing: %w", err)
+	}
+	rd, err := unsigned.Reader()
+	if err != nil {
+		return fmt.Errorf("encode for signing: %w", err)
+	}
+	defer rd.Close()
+	content, err := io.ReadAll(rd)
+	if err != nil {
+		return fmt.Errorf("encode for signing: %w", err)
+	}
+	sig, err := r.opts.Signer.Sign(content)
+	if err != nil {
+		return err
+	}
+	c.PGPSignature = sig
+	return nil
 }

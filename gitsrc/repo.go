@@ -59,7 +59,9 @@ type Options struct {
 	// instead of holding the pass. Raise it for a first fetch of a very
 	// large repository over a slow link. Default: 2 minutes.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Signer signs every commit certsync writes; nil leaves them unsigned.
+	Signer CommitSigner
+	Logger *slog.Logger
 }
 
 // Repo is one branch of one remote.

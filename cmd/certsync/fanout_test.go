@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"golang.org/x/crypto/ssh"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certsync/certsync/committed"
@@ -86,12 +90,21 @@ delivery:
 	// The issuer: no cluster, every cluster's files. (The CA is shared by
 	// the package's tests: count what this test adds.)
 	firstOrders := b.acme.Orders()
-	code, out, errOut := b.run(t, "--role", "issuer")
+	signingKey, allowedSigners := sshSigningKey(t, dir)
+	code, out, errOut := b.run(t, "--role", "issuer", "--signing-key-file", signingKey)
 	if code != 0 {
 		t.Fatalf("issuer: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if got := b.acme.Orders() - firstOrders; got != 3 {
 		t.Fatalf("3 certificates for 7 cluster copies must cost 3 orders, got %d", got)
+	}
+	// Every commit the issuer made is signed (git verify-commit).
+	signed := strings.Fields(gitCmd(t, b.bare, "rev-list", "main", "--author=certsync@localhost"))
+	if len(signed) < 2 { // the account key, the certificates
+		t.Fatalf("certsync commits: %v", signed)
+	}
+	for _, commit := range signed {
+		gitCmd(t, b.bare, "-c", "gpg.format=ssh", "-c", "gpg.ssh.allowedSignersFile="+allowedSigners, "verify-commit", commit)
 	}
 	want := map[string][]string{
 		"a": {"api/api-tls", "shop/checkout-tls", "shop/example-com-tls"},
@@ -229,4 +242,26 @@ delivery:
 	if ids := testbed.GitObjectsContaining(t, b.bare, "PRIVATE KEY"); len(ids) > 0 {
 		t.Fatalf("plaintext private key in Git objects %v", ids)
 	}
+}
+
+// sshSigningKey writes an SSH commit-signing key and the allowed-signers
+// file `git verify-commit` checks it with. Made at run time.
+func sshSigningKey(t *testing.T, dir string) (keyFile, allowedSigners string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, allowedSigners = filepath.Join(dir, "signing-key"), filepath.Join(dir, "allowed_signers")
+	writeFile(t, keyFile, string(pem.EncodeToMemory(block)))
+	writeFile(t, allowedSigners, "certsync@localhost namespaces=\"git\" "+string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	return keyFile, allowedSigners
 }

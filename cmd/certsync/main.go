@@ -259,14 +259,41 @@ func openRepo(ctx context.Context, o *options, getenv func(string) string, log *
 	if err != nil {
 		return gitRepository{}, err
 	}
+	signer, err := commitSigner(o)
+	if err != nil {
+		return gitRepository{}, err
+	}
 	repo, err := gitsrc.Open(ctx, gitsrc.Options{
 		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth, Timeout: o.GitTimeout,
-		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Logger: log,
+		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Signer: signer, Logger: log,
 	})
 	if err != nil {
 		return gitRepository{}, fmt.Errorf("open repository %s: %w", redactURL(o.Repo), err)
 	}
 	return gitRepository{repo}, nil
+}
+
+// commitSigner reads --signing-key-file; nil when commits are not signed.
+func commitSigner(o *options) (gitsrc.CommitSigner, error) {
+	if o.SigningKeyFile == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(o.SigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read --signing-key-file: %w", err)
+	}
+	var passphrase []byte
+	if o.SigningPassphraseFile != "" {
+		if passphrase, err = os.ReadFile(o.SigningPassphraseFile); err != nil {
+			return nil, fmt.Errorf("read --signing-key-passphrase-file: %w", err)
+		}
+		passphrase = []byte(strings.TrimRight(string(passphrase), "\r\n"))
+	}
+	s, err := gitsrc.NewCommitSigner(key, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-key-file %s: %w", o.SigningKeyFile, err)
+	}
+	return s, nil
 }
 
 // http01Listener serves HTTP-01 challenges for every issuer once one needs

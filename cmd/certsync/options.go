@@ -32,6 +32,8 @@ type options struct {
 
 	Kubeconfig, KubeContext string
 	NoApply                 bool
+	SigningKeyFile          string
+	SigningPassphraseFile   string
 	Role                    string
 
 	AgeKeyFile string
@@ -100,6 +102,8 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	str(&o.GitKnownHostsFile, "git-known-hosts-file", "", "known_hosts file for SSH host verification (default ~/.ssh/known_hosts)")
 	boolean(&o.GitInsecureHostKey, "git-insecure-ignore-host-key", false, "accept any SSH host key (unsafe; for testing only)")
 	str(&o.AuthorName, "author-name", "certsync", "commit author name")
+	str(&o.SigningKeyFile, "signing-key-file", "", "sign every commit with this key (armored OpenPGP or OpenSSH private key) so `git verify-commit` proves it was certsync")
+	str(&o.SigningPassphraseFile, "signing-key-passphrase-file", "", "file holding the passphrase of an encrypted --signing-key-file")
 	str(&o.AuthorEmail, "author-email", "certsync@localhost", "commit author email")
 	str(&o.Kubeconfig, "kubeconfig", getenv("KUBECONFIG"), "kubeconfig of the cluster to apply to (default: in-cluster when running in a Pod)")
 	str(&o.KubeContext, "kube-context", "", "kubeconfig context")
