@@ -48,6 +48,10 @@ type ACMEOptions struct {
 // server (StartRFC2136).
 type ACME struct {
 	DirectoryURL string
+	// EABDirectoryURL is the same CA behind a front end that requires an
+	// external account binding (externalAccountRequired), as ZeroSSL and
+	// Google's CA do; keys are added with AddEABKey.
+	EABDirectoryURL string
 	// ServerCAPEM is the certificate of the HTTPS server: trust it to talk
 	// to DirectoryURL.
 	ServerCAPEM []byte
@@ -117,6 +121,12 @@ func StartACME(t TB, opts ACMEOptions) *ACME {
 	server := httptest.NewTLSServer(a.wrap(w.Handler()))
 	t.Cleanup(server.Close)
 	a.DirectoryURL = server.URL + wfe.DirectoryPath
+	eab := wfe.New(logger, a.db, v, a.ca, []string{"pebble.letsencrypt.org"}, false, true, 0, 0)
+	eabServer := httptest.NewUnstartedServer(a.wrap(eab.Handler()))
+	eabServer.TLS = server.TLS // the same certificate: one ServerCAPEM for both
+	eabServer.StartTLS()
+	t.Cleanup(eabServer.Close)
+	a.EABDirectoryURL = eabServer.URL + wfe.DirectoryPath
 	a.ServerCAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: server.Certificate().Raw})
 
 	hook := httptest.NewServer(http.HandlerFunc(a.httpreq))

@@ -167,6 +167,9 @@ func (i *Issuer) register(ctx context.Context, client *lego.Client) (*registrati
 	eab := i.acme.ExternalAccountBinding
 	if eab == nil {
 		reg, err := client.Registration.Register(registration.RegisterOptions{TermsOfServiceAgreed: true})
+		if err != nil && strings.Contains(err.Error(), "externalAccountRequired") {
+			return nil, fmt.Errorf("%w: register ACME account: %s requires an external account binding: add spec.acme.externalAccountBinding (keyID, and keySecretRef naming a SOPS-encrypted Secret with the HMAC key from the CA's dashboard)", issuer.ErrPermanent, i.acme.Server)
+		}
 		if err != nil {
 			return nil, classify("register ACME account", err)
 		}

@@ -34,7 +34,21 @@ spec:
       keySecretRef: {name: eab-hmac, key: secret}
     solvers:
     - http01: {ingress: {}}
-`, ca.DirectoryURL, kid))
+`, ca.EABDirectoryURL, kid))
+	// Without a binding, a CA that requires one refuses the account.
+	plain := parseIssuer(t, fmt.Sprintf(`apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: no-eab}
+spec:
+  acme:
+    server: %s
+    privateKeySecretRef: {name: acct}
+    solvers:
+    - http01: {ingress: {}}
+`, ca.EABDirectoryURL))
+	if _, err := New(context.Background(), Config{Issuer: plain, AccountKey: accountKey(t), ExtraRootsPEM: ca.ServerCAPEM}); !errors.Is(err, issuer.ErrPermanent) || !strings.Contains(err.Error(), "requires an external account binding: add spec.acme.externalAccountBinding") {
+		t.Fatalf("a CA that requires EAB accepted an account without one: %v", err)
+	}
 	tests := []struct {
 		name    string
 		secrets issuer.SecretGetter
