@@ -202,6 +202,15 @@ type Result struct {
 // ClusterName is the cluster the pass worked for.
 func (r *Result) ClusterName() string { return r.cluster }
 
+// Clusters are the clusters that receive c (certsync.yaml and its
+// annotations), sorted.
+func (r *Result) Clusters(c *declared.Certificate) []string {
+	if t, ok := r.targets[c.Key()]; ok {
+		return t
+	}
+	return []string{r.cluster}
+}
+
 // Current returns the committed copy that stands for c after the pass:
 // the newest sound one among the clusters that receive c, as the planner
 // chose it. path is "" when nothing is committed.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -238,6 +239,20 @@ delivery:
 	checkCluster("c")
 	if code, out, errOut := b.run(t, "--role", "issuer"); code != 0 || b.acme.Orders() != orders || !strings.Contains(out, "Git is up to date") {
 		t.Fatalf("a second issuer pass must change nothing: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// status shows where each certificate goes, from Git alone.
+	var sout, serr bytes.Buffer
+	if code := run(context.Background(), append([]string{"status", "-o", "json"}, b.args...), func(k string) string { return b.env[k] }, &sout, &serr); code != 0 {
+		t.Fatalf("status: exit %d\n%s\n%s", code, sout.String(), serr.String())
+	}
+	var status statusJSON
+	if err := json.Unmarshal(sout.Bytes(), &status); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range status.Certificates {
+		if !slices.Equal(row.Clusters, []string{"a", "b", "c"}) || row.State != "Ready" {
+			t.Errorf("status of %s/%s: clusters %v, state %s", row.Namespace, row.Name, row.Clusters, row.State)
+		}
 	}
 	if ids := testbed.GitObjectsContaining(t, b.bare, "PRIVATE KEY"); len(ids) > 0 {
 		t.Fatalf("plaintext private key in Git objects %v", ids)

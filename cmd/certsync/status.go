@@ -60,6 +60,7 @@ type statusRow struct {
 	Name        string     `json:"name"`
 	DNSNames    []string   `json:"dnsNames"`
 	Issuer      string     `json:"issuer"`
+	Clusters    []string   `json:"clusters"`
 	NotAfter    *time.Time `json:"notAfter,omitempty"`
 	NextRenewal *time.Time `json:"nextRenewal,omitempty"`
 	IssuedAt    *time.Time `json:"issuedAt,omitempty"`
@@ -86,7 +87,7 @@ func statusRows(res *reconcile.Result, now time.Time) []statusRow {
 	rows := make([]statusRow, 0, len(res.Certificates))
 	for i := range res.Certificates {
 		c := &res.Certificates[i]
-		row := statusRow{Namespace: c.Namespace, Name: c.Name, DNSNames: c.DNSNames, Issuer: issuerName(c), State: "Ready"}
+		row := statusRow{Namespace: c.Namespace, Name: c.Name, DNSNames: c.DNSNames, Issuer: issuerName(c), Clusters: res.Clusters(c), State: "Ready"}
 		_, rec, ok := res.Current(c)
 		if ok {
 			notAfter, next, issued := rec.NotAfter, reconcile.RenewalTime(c, &rec, reconcile.Policy{}), rec.IssuedAt
@@ -112,7 +113,7 @@ func statusRows(res *reconcile.Result, now time.Time) []statusRow {
 
 func printStatus(w io.Writer, head string, rows []statusRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tNAME\tDNS NAMES\tISSUER\tNOT AFTER\tNEXT RENEWAL\tSTATE\tISSUED")
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tDNS NAMES\tISSUER\tCLUSTERS\tNOT AFTER\tNEXT RENEWAL\tSTATE\tISSUED")
 	for _, r := range rows {
 		state := r.State
 		switch {
@@ -123,7 +124,7 @@ func printStatus(w io.Writer, head string, rows []statusRow) {
 			// the SOPS MAC: a hand edit would go unnoticed here.
 			state += " (unverified: no key to check the file)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, strings.Join(r.DNSNames, ","), r.Issuer, formatTime(r.NotAfter), formatTime(r.NextRenewal), state, formatTime(r.IssuedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, strings.Join(r.DNSNames, ","), r.Issuer, strings.Join(r.Clusters, ","), formatTime(r.NotAfter), formatTime(r.NextRenewal), state, formatTime(r.IssuedAt))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nat commit %s\n", short(head))
