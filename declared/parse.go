@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -152,7 +154,7 @@ func parseFile(s *Set, f File) {
 		if err != nil {
 			// The decoder cannot resynchronise after a syntax error, so the
 			// rest of this file is unread; other files carry on.
-			s.Problems = append(s.Problems, Problem{Source: Source{File: f.Path}, Err: fmt.Errorf("malformed YAML: %v", err)})
+			s.Problems = append(s.Problems, malformed(f.Path, err))
 			return
 		}
 		if len(doc.Content) == 0 {
@@ -394,8 +396,110 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 // decode fills v from the document, turning type errors into a message
 // with the document's own line numbers.
 func (d *document) decode(v any) error {
-	if err := d.root.Decode(v); err != nil {
-		return fmt.Errorf("cannot read manifest: %v", err)
+	err := d.root.Decode(v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		if m := typeErrorLine.FindStringSubmatch(te.Errors[0]); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			field := d.pathAt(d.root, "", line)
+			if field == "" {
+				field = "manifest"
+			}
+			return &fieldError{line: line, field: field, msg: fmt.Sprintf("must be %s, not %s", goKindName(m[3]), yamlKindName(m[2]))}
+		}
+	}
+	return fmt.Errorf("cannot read manifest: %v", err)
 }
+
+// typeErrorLine parses one of yaml.v3's type errors:
+// "line 8: cannot unmarshal !!str `web.exa...` into []string".
+var typeErrorLine = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+) .* into (\S+)$`)
+
+// pathAt is the dotted path of the deepest field whose value starts on
+// line, for messages about a value of the wrong type.
+func (d *document) pathAt(n *yaml.Node, prefix string, line int) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			p := key
+			if prefix != "" {
+				p = prefix + "." + key
+			}
+			if deeper := d.pathAt(val, p, line); deeper != "" {
+				return deeper
+			}
+			if val.Line == line || n.Content[i].Line == line {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", prefix, i)
+			if deeper := d.pathAt(item, p, line); deeper != "" {
+				return deeper
+			}
+			if item.Line == line && item.Kind != yaml.MappingNode {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func yamlKindName(tag string) string {
+	switch tag {
+	case "str":
+		return "a string"
+	case "int", "float":
+		return "a number"
+	case "bool":
+		return "true/false"
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	case "null":
+		return "empty"
+	}
+	return "!!" + tag
+}
+
+func goKindName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "declared."), strings.HasPrefix(goType, "struct"):
+		return "a mapping"
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "*int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	}
+	return "a " + goType
+}
+
+// malformed locates a YAML syntax error at its line and adds what the
+// usual causes are, which yaml.v3's wording does not say.
+func malformed(path string, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	src := Source{File: path}
+	if m := syntaxLine.FindStringSubmatch(msg); m != nil {
+		src.Line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	switch {
+	case strings.Contains(msg, "found character that cannot start any token"):
+		msg += " (a tab in the indentation? YAML indents with spaces only)"
+	case strings.Contains(msg, "found unexpected end of stream"), strings.Contains(msg, "did not find expected"):
+		msg += " (an unclosed quote or bracket, or an indentation that does not line up?)"
+	}
+	return Problem{Source: src, Err: fmt.Errorf("malformed YAML: %s", msg)}
+}
+
+var syntaxLine = regexp.MustCompile(`^line (\d+): (.*)$`)

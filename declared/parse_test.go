@@ -76,7 +76,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name:     "malformed YAML",
 			files:    map[string]string{"bad.yaml": "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: [\n"},
-			wantFile: "bad.yaml", wantMsg: "malformed YAML", wantOK: 1,
+			wantFile: "bad.yaml:3", wantMsg: "malformed YAML: did not find expected node content", wantOK: 1,
 		},
 		{
 			name:     "unknown issuer",

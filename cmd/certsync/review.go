@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/issuer"
 	"github.com/certsync/certsync/reconcile"
@@ -143,6 +144,9 @@ func cmdValidate(ctx context.Context, args []string, getenv func(string) string,
 				rep.Problems = append(rep.Problems, findingOf(p))
 			}
 			for _, p := range encryptable(ctx, tree, res.Plan, log) {
+				rep.Problems = append(rep.Problems, findingOf(p))
+			}
+			for _, p := range exposedFiles(tree) {
 				rep.Problems = append(rep.Problems, findingOf(p))
 			}
 			rep.Warnings = append(rep.Warnings, res.Plan.Warnings...)
@@ -352,4 +356,26 @@ var planWords = map[reconcile.ActionKind]string{
 // mdCell keeps a value inside one markdown table cell.
 func mdCell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}
+
+// exposedFiles finds keys committed in the clear in certsync's folders: a
+// pull request that adds one must not merge (the agent would replace the
+// key, but it is already in the history).
+func exposedFiles(tree *worktree) []error {
+	var problems []error
+	for _, path := range tree.Paths() {
+		if !strings.HasPrefix(path, committed.SecretsDir) && !strings.HasPrefix(path, committed.AccountsDir) {
+			continue
+		}
+		content, err := tree.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		keys, err := committed.Exposed(path, content)
+		if err != nil || len(keys) == 0 {
+			continue // unreadable files are reported by the pass
+		}
+		problems = append(problems, fmt.Errorf("%s: %s committed in plaintext: anyone who can read the repository has this key; encrypt it with sops (the agent re-issues certificates with a new key) and treat the key as exposed", path, strings.Join(keys, ", ")))
+	}
+	return problems
 }

@@ -89,7 +89,7 @@ func TestValidate(t *testing.T) {
 			"certsync.yaml": "apiVersion: certsync.io/v1alpha1\nkind: Settings\npolicy:\n- paths: [certs/]\n  names: [.shop.example.com]\n"}),
 			want: []string{"certs/web.yaml:1: Certificate shop/web: refused by policy: certsync.yaml:4 (policy rule) does not allow the name web.example.com (allowed: .shop.example.com)"}},
 		{name: "malformed YAML", files: base(map[string]string{"certs/bad.yaml": "kind: Certificate\n  : :\n"}),
-			want: []string{"certs/bad.yaml: malformed YAML"}},
+			want: []string{"certs/bad.yaml:1: malformed YAML: did not find expected key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
