@@ -217,14 +217,16 @@ func validateIssuerRef(d *document, r *IssuerRef) error {
 	if r.Kind == "" {
 		r.Kind = KindIssuer
 	}
-	if r.Kind != KindIssuer && r.Kind != KindClusterIssuer {
-		return d.fail("spec.issuerRef.kind", "%q is not one of Issuer, ClusterIssuer", r.Kind)
-	}
 	if r.Group == "" {
 		r.Group = "cert-manager.io"
 	}
+	// The group first: an external issuer's kind (AWSPCAClusterIssuer)
+	// is not a typo of ClusterIssuer.
 	if r.Group != "cert-manager.io" {
-		return d.fail("spec.issuerRef.group", "external issuers (%s) are not supported by certsync", r.Group)
+		return d.fail("spec.issuerRef.group", "external issuers (%s %s) are not supported by certsync: it issues from cert-manager.io Issuers and ClusterIssuers only", r.Group, r.Kind)
+	}
+	if r.Kind != KindIssuer && r.Kind != KindClusterIssuer {
+		return d.fail("spec.issuerRef.kind", "%q is not one of Issuer, ClusterIssuer", r.Kind)
 	}
 	return nil
 }
