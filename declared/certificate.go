@@ -47,6 +47,7 @@ func certificateFromRaw(d *document, raw *rawCertificate) (Certificate, error) {
 		DNSNames:   sp.DNSNames,
 		Duration:   DefaultDuration,
 		IssuerRef:  IssuerRef{Name: sp.IssuerRef.Name, Kind: sp.IssuerRef.Kind, Group: sp.IssuerRef.Group},
+		IsCA:       sp.IsCA,
 	}
 	delivery, err := parseDelivery(d, raw.Metadata.Annotations)
 	if err != nil {
@@ -66,7 +67,7 @@ func certificateFromRaw(d *document, raw *rawCertificate) (Certificate, error) {
 	if err := validateSecretTemplate(d, c.SecretTemplate); err != nil {
 		return c, err
 	}
-	if err := validateNames(d, &c, sp.IPAddresses, sp.URIs, sp.EmailAddresses, sp.IsCA); err != nil {
+	if err := validateNames(d, &c, sp.IPAddresses, sp.URIs, sp.EmailAddresses); err != nil {
 		return c, err
 	}
 	if err := parseLifetime(d, &c, sp.Duration, sp.RenewBefore, sp.RenewBeforePercentage); err != nil {
@@ -80,7 +81,7 @@ func certificateFromRaw(d *document, raw *rawCertificate) (Certificate, error) {
 	return c, validateIssuerRef(d, &c.IssuerRef)
 }
 
-func validateNames(d *document, c *Certificate, ips, uris, emails []string, isCA bool) error {
+func validateNames(d *document, c *Certificate, ips, uris, emails []string) error {
 	switch {
 	case len(ips) > 0:
 		return d.fail("spec.ipAddresses", "IP address SANs are not supported by certsync yet; remove them or issue this certificate with cert-manager")
@@ -88,8 +89,6 @@ func validateNames(d *document, c *Certificate, ips, uris, emails []string, isCA
 		return d.fail("spec.uris", "URI SANs are not supported by certsync yet")
 	case len(emails) > 0:
 		return d.fail("spec.emailAddresses", "email SANs are not supported by certsync yet")
-	case isCA:
-		return d.fail("spec.isCA", "CA certificates are not supported by certsync yet")
 	}
 	if c.CommonName == "" && len(c.DNSNames) == 0 {
 		return d.fail("spec", "at least one of commonName or dnsNames must be set")

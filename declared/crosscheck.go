@@ -105,7 +105,10 @@ func checkIssuer(c *Certificate, issuers map[IssuerRef]*Issuer) error {
 		return fmt.Errorf("spec.issuerRef: %w: %s is not declared in the repository", ErrUnknownIssuer, where)
 	}
 	if iss.ACME == nil {
-		return nil
+		return nil // the rules below are ACME's; a ca or selfSigned issuer signs any name
+	}
+	if c.IsCA {
+		return fmt.Errorf("spec.isCA: %s is an ACME issuer, and ACME CAs do not issue CA certificates: use a selfSigned or ca issuer", iss.Key())
 	}
 	if c.CommonName != "" && !contains(c.DNSNames, c.CommonName) {
 		return fmt.Errorf("spec.commonName %q is not in spec.dnsNames: ACME requires the commonName to also be present in the list of dnsNames", clip(c.CommonName))

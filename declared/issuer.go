@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 func parseIssuer(d *document, kind string) (Issuer, error) {
@@ -25,19 +27,117 @@ func parseIssuer(d *document, kind string) (Issuer, error) {
 	if err := validateObjectName(d, raw.Metadata.Name, iss.Namespace); err != nil {
 		return iss, err
 	}
+	types := 0
+	for _, set := range []bool{raw.Spec.ACME != nil, raw.Spec.CA != nil, raw.Spec.SelfSigned != nil, raw.Spec.Vault != nil, raw.Spec.Venafi != nil} {
+		if set {
+			types++
+		}
+	}
+	var err error
 	switch {
+	case types > 1:
+		return iss, d.fail("spec", "may not specify more than one issuer type (acme, ca, selfSigned, vault, venafi)")
+	case raw.Spec.Vault != nil:
+		return iss, d.fail("spec.vault", "Vault issuers are not supported by certsync (it implements acme, ca and selfSigned): issue these certificates with cert-manager")
+	case raw.Spec.Venafi != nil:
+		return iss, d.fail("spec.venafi", "Venafi issuers are not supported by certsync (it implements acme, ca and selfSigned): issue these certificates with cert-manager")
 	case raw.Spec.ACME != nil:
-	case raw.Spec.CA != nil, raw.Spec.SelfSigned != nil, raw.Spec.Vault != nil, raw.Spec.Venafi != nil:
-		return iss, d.fail("spec", "only ACME issuers are supported by certsync yet")
+		iss.ACME, err = parseACME(d, raw.Spec.ACME)
+	case raw.Spec.CA != nil:
+		iss.CA, err = parseCA(d, "spec.ca", raw.Spec.CA)
+	case raw.Spec.SelfSigned != nil:
+		iss.SelfSigned, err = parseSelfSigned(d, "spec.selfSigned", raw.Spec.SelfSigned)
 	default:
-		return iss, d.fail("spec", "no issuer type set: add spec.acme")
+		return iss, d.fail("spec", "at least one issuer must be configured: acme, ca or selfSigned")
 	}
-	acme, err := parseACME(d, raw.Spec.ACME)
-	if err != nil {
-		return iss, err
+	return iss, err
+}
+
+// parseCA reads spec.ca as cert-manager validates it: secretName is
+// required, and each OCSP server and issuing certificate URL must be set.
+func parseCA(d *document, field string, v any) (*CAIssuer, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, d.fail(field, "must be a mapping with secretName")
 	}
-	iss.ACME = acme
-	return iss, nil
+	ca := &CAIssuer{}
+	var err error
+	for _, k := range sortedKeys(m) {
+		switch k {
+		case "secretName":
+			if !isScalar(m[k]) {
+				return nil, d.fail(field+"."+k, "must be a Secret name")
+			}
+			ca.SecretName = scalar(m[k])
+		case "crlDistributionPoints":
+			ca.CRLDistributionPoints, err = stringList(d, field+"."+k, m[k])
+		case "ocspServers":
+			ca.OCSPServers, err = stringList(d, field+"."+k, m[k])
+		case "issuingCertificateURLs":
+			ca.IssuingCertificateURLs, err = stringList(d, field+"."+k, m[k])
+		default:
+			return nil, d.fail(field+"."+k, "unknown field; ca has secretName, crlDistributionPoints, ocspServers and issuingCertificateURLs")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if ca.SecretName == "" {
+		return nil, d.fail(field+".secretName", "is required: the Secret holding the CA's tls.crt and tls.key, in the issuer's namespace (cert-manager's for a ClusterIssuer)")
+	}
+	if msgs := validation.IsDNS1123Subdomain(ca.SecretName); len(msgs) > 0 {
+		return nil, d.fail(field+".secretName", "%q is not a valid Secret name: %s", clip(ca.SecretName), strings.Join(msgs, "; "))
+	}
+	for i, u := range ca.OCSPServers {
+		if u == "" {
+			return nil, d.fail(fmt.Sprintf("%s.ocspServers[%d]", field, i), "must be a valid URL, e.g., http://ocsp.int-x3.letsencrypt.org")
+		}
+	}
+	for i, u := range ca.IssuingCertificateURLs {
+		if u == "" {
+			return nil, d.fail(fmt.Sprintf("%s.issuingCertificateURLs[%d]", field, i), "must be a valid URL")
+		}
+	}
+	return ca, nil
+}
+
+// parseSelfSigned reads spec.selfSigned; cert-manager validates nothing in it.
+func parseSelfSigned(d *document, field string, v any) (*SelfSignedIssuer, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, d.fail(field, "must be a mapping (selfSigned: {})")
+	}
+	ss := &SelfSignedIssuer{}
+	for _, k := range sortedKeys(m) {
+		if k != "crlDistributionPoints" {
+			return nil, d.fail(field+"."+k, "unknown field; selfSigned has crlDistributionPoints")
+		}
+		points, err := stringList(d, field+"."+k, m[k])
+		if err != nil {
+			return nil, err
+		}
+		ss.CRLDistributionPoints = points
+	}
+	return ss, nil
+}
+
+// stringList reads a list of strings (nil when absent or null).
+func stringList(d *document, field string, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, d.fail(field, "must be a list of strings")
+	}
+	out := make([]string, len(items))
+	for i, item := range items {
+		if !isScalar(item) {
+			return nil, d.fail(fmt.Sprintf("%s[%d]", field, i), "must be a string")
+		}
+		out[i] = scalar(item)
+	}
+	return out, nil
 }
 
 func parseACME(d *document, raw *rawACME) (*ACMEIssuer, error) {

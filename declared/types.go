@@ -84,6 +84,11 @@ type Certificate struct {
 
 	PrivateKey KeySpec
 	IssuerRef  IssuerRef
+
+	// IsCA is spec.isCA: the certificate may sign others (basic
+	// constraints CA:TRUE, key usage cert sign). Only a selfSigned or ca
+	// issuer issues one; ACME CAs do not.
+	IsCA bool
 }
 
 // Key returns "namespace/name", the identity used in logs, commits and plans.
@@ -148,7 +153,8 @@ type IssuerRef struct {
 }
 
 // Issuer is a cert-manager.io/v1 Issuer or ClusterIssuer. Exactly one of the
-// issuer types is set; certsync implements ACME.
+// issuer types is set: ACME, CA or SelfSigned (cert-manager's vault and
+// venafi are refused).
 type Issuer struct {
 	Kind      string // KindIssuer or KindClusterIssuer
 	Namespace string // empty for a ClusterIssuer
@@ -156,6 +162,32 @@ type Issuer struct {
 	Source    Source
 
 	ACME *ACMEIssuer
+	// CA and SelfSigned are omitted from JSON when unset, so the digest of
+	// an ACME issuer (see reconcile's fingerprints) is what it was before
+	// they existed.
+	CA         *CAIssuer         `json:",omitempty"`
+	SelfSigned *SelfSignedIssuer `json:",omitempty"`
+}
+
+// CAIssuer is spec.ca: certificates are signed with the key pair of Secret
+// SecretName in the issuer's SecretNamespace (tls.crt, tls.key, and
+// ca.crt when present), as cert-manager's CA issuer signs them. certsync
+// finds that Secret among its own committed Secrets (a Certificate with
+// that secretName, typically an isCA one from a selfSigned issuer) or as
+// a SOPS-encrypted Secret declared in the repository. The URL lists are
+// written into every certificate issued.
+type CAIssuer struct {
+	SecretName             string
+	CRLDistributionPoints  []string `json:",omitempty"`
+	OCSPServers            []string `json:",omitempty"`
+	IssuingCertificateURLs []string `json:",omitempty"`
+}
+
+// SelfSignedIssuer is spec.selfSigned: each certificate is signed with its
+// own private key. CRLDistributionPoints are written into every
+// certificate issued.
+type SelfSignedIssuer struct {
+	CRLDistributionPoints []string `json:",omitempty"`
 }
 
 // Ref is the IssuerRef a Certificate uses to point at this issuer.
@@ -278,8 +310,9 @@ type DNS01Solver struct {
 }
 
 // SpecHash is a short digest of every field that shapes the issued
-// certificate (names, key, issuer, duration). A committed Secret records it,
-// so a later pass sees a changed spec without decrypting anything.
+// certificate (names, key, issuer, duration, isCA). A committed Secret
+// records it, so a later pass sees a changed spec without decrypting
+// anything.
 func (c *Certificate) SpecHash() string {
 	names := append([]string(nil), c.DNSNames...)
 	sort.Strings(names)
@@ -293,6 +326,11 @@ func (c *Certificate) SpecHash() string {
 	} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
+	}
+	// Written only when set, so the hash of every other certificate stays
+	// what it was before the field existed (no re-issue on upgrade).
+	if c.IsCA {
+		h.Write([]byte("isCA=true\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -103,6 +103,9 @@ func (r *Reconciler) pollWindow(ctx context.Context, p *pass, issuers *issuerCac
 	if decl == nil {
 		return Window{}, errors.New("its issuer is not declared")
 	}
+	if decl.ACME == nil {
+		return Window{}, errors.New("its issuer is not an ACME issuer: there is no renewal information to ask for")
+	}
 	iss, err := issuers.get(ctx, decl)
 	if err != nil {
 		return Window{}, err

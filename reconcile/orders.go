@@ -463,7 +463,8 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 	if err != nil {
 		return nil, nil, Issued{}, err
 	}
-	req := issuer.Request{Name: c.Key(), CSR: csr, DNSNames: c.DNSNames, Labels: c.Labels, Duration: c.Duration}
+	req := issuer.Request{Name: c.Key(), CSR: csr, DNSNames: c.DNSNames, Labels: c.Labels, Duration: c.Duration, IsCA: c.IsCA,
+		Signer: key} // only a selfSigned issuer uses it
 	req.Replaces = r.replaces(ctx, p, a)
 	cert, err := iss.Issue(ctx, req)
 	if err != nil {

@@ -210,6 +210,9 @@ type State struct {
 	// Windows are renewal windows the CA suggested since issuance (ACME
 	// ARI), by path; they replace the committed window of the same serial.
 	Windows map[string]Window
+	// Signing says which Secrets `ca` issuers sign with and which exist:
+	// a Certificate whose CA is not there yet waits for it (ca_plan.go).
+	Signing Signing
 	Policy  Policy
 }
 
@@ -418,6 +421,9 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string,
 		}
 	}
 	if kind != "" {
+		if planSignerWait(s, p, base, ownAction, reason) {
+			return
+		}
 		if cl, held := s.claimedBy(paths); held {
 			a := base
 			a.Kind, a.HeldBy = Wait, cl.Agent

@@ -249,6 +249,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			p.state.DesiredRecipients[path] = want
 		}
 	}
+	r.readSigning(p)
 	for _, prob := range p.set.Problems {
 		p.state.PruneBlockers = append(p.state.PruneBlockers, prob.Error())
 	}

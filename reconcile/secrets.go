@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,12 +23,14 @@ type SecretReader interface {
 	SecretData(ctx context.Context, namespace, name string) (map[string][]byte, error)
 }
 
-// passSecrets resolves the *SecretRef fields of issuer manifests (DNS-01
-// credentials, EAB keys) for one pass. The repository is data: a
-// credential is a SOPS-encrypted Secret committed next to the issuer and
-// decrypted with the agent's own key, never an environment variable the
-// manifest names. Each file is decrypted at most once per pass, and only
-// when an issuer asks for it.
+// passSecrets resolves the Secrets issuer manifests refer to for one pass:
+// the *SecretRef fields (DNS-01 credentials, EAB keys) and a `ca` issuer's
+// key pair (spec.ca.secretName). The repository is data: a credential is
+// a SOPS-encrypted Secret committed next to the issuer and decrypted with
+// the agent's own key, never an environment variable the manifest names;
+// a CA's key pair is such a Secret too, or one of certsync's own committed
+// TLS Secrets (an isCA Certificate it issued). Each file is decrypted at
+// most once per pass, and only when an issuer asks for it.
 type passSecrets struct {
 	p *pass
 	// cluster is consulted when the repository has no such Secret; nil
@@ -68,6 +71,12 @@ func (s *passSecrets) SecretKey(ctx context.Context, namespace, name, key string
 		}
 		return nil, fmt.Errorf("%w: Secret %s/%s: %s decrypts to no Secret of that name", issuer.ErrPermanent, namespace, name, decl.Source)
 	}
+	if sec, path, found, err := s.committedSecret(ctx, namespace, name); found {
+		if err != nil {
+			return nil, fmt.Errorf("Secret %s/%s: %w", namespace, name, err)
+		}
+		return secretValue(sec.Data, sec.StringData, namespace, name, key, path)
+	}
 	if s.cluster != nil {
 		data, err := s.cluster.SecretData(ctx, namespace, name)
 		if err != nil {
@@ -75,7 +84,47 @@ func (s *passSecrets) SecretKey(ctx context.Context, namespace, name, key string
 		}
 		return secretValue(data, nil, namespace, name, key, "the cluster")
 	}
-	return nil, fmt.Errorf("%w: Secret %s/%s is not in the repository: commit it SOPS-encrypted (sops --encrypt --in-place FILE) anywhere outside secrets/ and accounts/", issuer.ErrPermanent, namespace, name)
+	return nil, fmt.Errorf("%w: Secret %s/%s is not in the repository: commit it SOPS-encrypted (sops --encrypt --in-place FILE) anywhere outside secrets/ and accounts/, or, for a CA, declare a Certificate with that secretName", issuer.ErrPermanent, namespace, name)
+}
+
+// committedSecret reads certsync's own committed TLS Secret
+// namespace/name: the copy the planner judges the certificate by (the
+// newest sound one), else any other sound copy this agent can decrypt —
+// every cluster's copy holds the same certificate. found is false when
+// nothing is committed under that name.
+func (s *passSecrets) committedSecret(ctx context.Context, namespace, name string) (sec *corev1.Secret, path string, found bool, err error) {
+	var paths []string
+	for p, rec := range s.p.state.Committed {
+		if rec.Namespace == namespace && rec.SecretName == name {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, "", false, nil
+	}
+	sort.Strings(paths)
+	from := s.p.state.source(paths)
+	ordered := append([]string{from}, slices.DeleteFunc(paths, func(p string) bool { return p == from })...)
+	for _, p := range ordered {
+		rec := s.p.state.Committed[p]
+		if s.p.state.Corrupt[p] != nil || exposed(&rec) {
+			continue
+		}
+		secrets, derr := s.decrypt(ctx, p)
+		if derr == nil && len(secrets) == 1 {
+			return secrets[0], p, true, nil
+		}
+		if derr == nil {
+			derr = fmt.Errorf("%w: %s holds %d Secrets, not one", issuer.ErrPermanent, p, len(secrets))
+		}
+		if err == nil {
+			err = derr
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: every committed copy (%s) failed verification or holds its key in plaintext; it is re-issued first", issuer.ErrPermanent, strings.Join(ordered, ", "))
+	}
+	return nil, "", true, err
 }
 
 func (s *passSecrets) decrypt(ctx context.Context, path string) ([]*corev1.Secret, error) {

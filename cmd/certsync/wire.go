@@ -18,6 +18,7 @@ import (
 	"github.com/certsync/certsync/gitsrc"
 	"github.com/certsync/certsync/issuer"
 	"github.com/certsync/certsync/issuer/acme"
+	"github.com/certsync/certsync/issuer/ca"
 	"github.com/certsync/certsync/reconcile"
 )
 
@@ -152,20 +153,31 @@ type noKeyError struct{ err error }
 func (e noKeyError) Error() string   { return e.err.Error() }
 func (e noKeyError) Unwrap() []error { return []error{e.err, reconcile.ErrNoKey} }
 
-// issuerFactory builds ACME issuers sharing one HTTP-01 listener.
-// allowedDNS are the lego providers a webhook DNS-01 solver may name
-// (--dns01-allow-providers); the reconciler hands each issuer the Secrets
-// its manifest refers to.
+// issuerFactory builds the issuer of each declared issuer by its type:
+// ACME issuers share one HTTP-01 listener; a ca issuer reads its key pair
+// (tls.crt, tls.key, ca.crt) from the Secret spec.ca.secretName in the
+// issuer's SecretNamespace; a selfSigned issuer signs with each
+// certificate's own key. allowedDNS are the lego providers a webhook
+// DNS-01 solver may name (--dns01-allow-providers); the reconciler hands
+// each issuer the Secrets its manifest refers to.
 func issuerFactory(http01 *http01Listener, dns acme.DNS01Options, allowedDNS []string, extraRootsPEM []byte, log *slog.Logger) reconcile.NewIssuer {
 	return func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer, secrets issuer.SecretGetter) (issuer.Issuer, error) {
-		if iss.ACME == nil {
-			return nil, fmt.Errorf("%w: only ACME issuers are supported", issuer.ErrPermanent)
+		switch {
+		case iss.ACME != nil:
+			return acme.New(ctx, acme.Config{
+				Issuer: *iss, AccountKey: accountKey, HTTP01: http01.solver, DNS01: dns,
+				Secrets: secrets, AllowedDNSProviders: allowedDNS,
+				ExtraRootsPEM: extraRootsPEM, UserAgent: "certsync", Logger: log,
+			})
+		case iss.CA != nil:
+			return ca.New(ctx, ca.Config{
+				Issuer: iss.Key(), Namespace: iss.SecretNamespace(), SecretName: iss.CA.SecretName, Secrets: secrets,
+				CRLDistributionPoints: iss.CA.CRLDistributionPoints, OCSPServers: iss.CA.OCSPServers, IssuingCertificateURLs: iss.CA.IssuingCertificateURLs,
+			})
+		case iss.SelfSigned != nil:
+			return ca.NewSelfSigned(ca.SelfSignedConfig{Issuer: iss.Key(), CRLDistributionPoints: iss.SelfSigned.CRLDistributionPoints}), nil
 		}
-		return acme.New(ctx, acme.Config{
-			Issuer: *iss, AccountKey: accountKey, HTTP01: http01.solver, DNS01: dns,
-			Secrets: secrets, AllowedDNSProviders: allowedDNS,
-			ExtraRootsPEM: extraRootsPEM, UserAgent: "certsync", Logger: log,
-		})
+		return nil, fmt.Errorf("%w: %s: no issuer type certsync implements (acme, ca, selfSigned)", issuer.ErrPermanent, iss.Key())
 	}
 }
 
