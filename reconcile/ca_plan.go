@@ -49,7 +49,7 @@ func planSignerWait(s *State, p *Plan, base, own Action, reason string) bool {
 	}
 	why, soon := s.signerWait(c, secret)
 	a := base
-	a.Kind, a.Reason = Wait, reason+"; "+why
+	a.Kind, a.Reason, a.WaitsFor = Wait, reason+"; "+why, secret
 	p.Actions = append(p.Actions, a)
 	if soon && (p.NextRenewal.IsZero() || s.Now.Before(p.NextRenewal)) {
 		p.NextRenewal = s.Now

@@ -82,6 +82,9 @@ type Action struct {
 	FreshKey bool
 	// HeldBy names the agent whose order claim makes this a Wait.
 	HeldBy string
+	// WaitsFor names the Secret ("namespace/name") of the CA whose
+	// issuance this Wait waits for (a ca issuer's Secret not issued yet).
+	WaitsFor string
 }
 
 // source is the committed file the action reads: From, else Path.

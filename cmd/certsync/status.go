@@ -64,7 +64,8 @@ type statusRow struct {
 	NotAfter    *time.Time `json:"notAfter,omitempty"`
 	NextRenewal *time.Time `json:"nextRenewal,omitempty"`
 	IssuedAt    *time.Time `json:"issuedAt,omitempty"`
-	// State is Ready, Expired, Due, Failed or Ordering; Reason says why.
+	// State is Ready, Expired, Due, Failed, Ordering (another agent holds
+	// its claim) or Waiting (for the CA that signs it); Reason says why.
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
 	// Verified is false when no key checked the committed file.
@@ -102,6 +103,8 @@ func statusRows(res *reconcile.Result, now time.Time) []statusRow {
 			switch {
 			case a.HeldBy != "":
 				row.State = "Ordering"
+			case a.WaitsFor != "":
+				row.State = "Waiting"
 			case a.Kind == reconcile.Wait:
 				row.State = "Failed"
 			}
