@@ -560,7 +560,7 @@ func reissueReason(c *declared.Certificate, rec *committed.Certificate) (ActionK
 	case rec.PrivateKey != c.PrivateKey.String():
 		return Reissue, fmt.Sprintf("private key changed: %s → %s", rec.PrivateKey, c.PrivateKey)
 	case rec.SpecHash != c.SpecHash():
-		return Reissue, "spec changed since issuance (commonName or duration)"
+		return Reissue, "spec changed since issuance (a field that shapes the certificate: commonName, duration, isCA, ...)"
 	}
 	return "", ""
 }
