@@ -47,20 +47,33 @@ func ValidatePath(p string) error {
 // it. The tree is built in the object store: only the directories on the
 // changed paths are rewritten.
 func (r *Repo) Commit(ctx context.Context, parent *Snapshot, changes []Change, message string) (*Snapshot, error) {
+	h, err := r.writeCommit(ctx, parent, changes, message)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, h)); err != nil {
+		return nil, fmt.Errorf("commit: move %s: %w", r.opts.Branch, err)
+	}
+	return r.lazySnapshot(h)
+}
+
+// writeCommit stores a commit of changes on top of parent and returns its
+// hash; no reference moves.
+func (r *Repo) writeCommit(ctx context.Context, parent *Snapshot, changes []Change, message string) (plumbing.Hash, error) {
 	if len(changes) == 0 {
-		return nil, errors.New("commit: nothing to commit")
+		return plumbing.ZeroHash, errors.New("commit: nothing to commit")
 	}
 	root := &dirChange{files: map[string]*Change{}, dirs: map[string]*dirChange{}}
 	for i := range changes {
 		c := &changes[i]
 		if err := ValidatePath(c.Path); err != nil {
-			return nil, fmt.Errorf("commit: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("commit: %w", err)
 		}
 		root.add(strings.Split(c.Path, "/"), c)
 	}
 	treeHash, err := r.writeTree(ctx, parent.tree, root)
 	if err != nil {
-		return nil, fmt.Errorf("commit: build tree: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("commit: build tree: %w", err)
 	}
 	sig := r.signature()
 	c := &object.Commit{Author: sig, Committer: sig, Message: message, TreeHash: treeHash}
@@ -69,21 +82,18 @@ func (r *Repo) Commit(ctx context.Context, parent *Snapshot, changes []Change, m
 	}
 	if r.opts.Signer != nil {
 		if err := r.sign(c); err != nil {
-			return nil, fmt.Errorf("commit: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("commit: %w", err)
 		}
 	}
 	obj := r.repo.Storer.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
-		return nil, fmt.Errorf("commit: encode: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("commit: encode: %w", err)
 	}
 	h, err := r.repo.Storer.SetEncodedObject(obj)
 	if err != nil {
-		return nil, fmt.Errorf("commit: store: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("commit: store: %w", err)
 	}
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, h)); err != nil {
-		return nil, fmt.Errorf("commit: move %s: %w", r.opts.Branch, err)
-	}
-	return r.lazySnapshot(h)
+	return h, nil
 }
 
 // dirChange is the set of changes below one directory.

@@ -62,11 +62,17 @@ func (r *Repo) PendingChanges(ctx context.Context) ([]Change, error) {
 	if err != nil || len(d.pending) == 0 {
 		return nil, err
 	}
-	from, err := r.treeOf(d.base)
+	return r.changesBetween(ctx, d.base, d.local)
+}
+
+// changesBetween lists what commit to changed since commit from (zero:
+// nothing), as files written with their content and files deleted.
+func (r *Repo) changesBetween(ctx context.Context, fromHash, toHash plumbing.Hash) ([]Change, error) {
+	from, err := r.treeOf(fromHash)
 	if err != nil {
 		return nil, err
 	}
-	to, err := r.treeOf(d.local)
+	to, err := r.treeOf(toHash)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	Timeout time.Duration
 	// Signer signs every commit certsync writes; nil leaves them unsigned.
 	Signer CommitSigner
+	// ProposalBranch, when set, is where commits go instead of Branch (a
+	// protected branch certsync reads but may not push to): see proposal.go.
+	ProposalBranch string
 	Logger *slog.Logger
 }
 
@@ -71,7 +74,14 @@ type Repo struct {
 	auth   transport.AuthMethod
 	log    *slog.Logger
 	branch plumbing.ReferenceName
-	remote plumbing.ReferenceName
+	// remote tracks where pushes go: Branch, or ProposalBranch. base
+	// tracks Branch, what is read (the same as remote without a proposal
+	// branch).
+	remote, base plumbing.ReferenceName
+	// proposal is refs/heads/<ProposalBranch> ("" without one);
+	// proposalExists tells whether the last fetch found it.
+	proposal       plumbing.ReferenceName
+	proposalExists bool
 	ssh    bool // the URL is ssh://: dial with a deadline (see withTimeout)
 }
 
@@ -99,6 +109,14 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	r := &Repo{opts: opts, log: log,
 		branch: plumbing.NewBranchReferenceName(opts.Branch),
 		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch)}
+	r.base = r.remote
+	if opts.ProposalBranch != "" {
+		if opts.ProposalBranch == opts.Branch {
+			return nil, errors.New("gitsrc: the proposal branch must differ from the branch it proposes to")
+		}
+		r.proposal = plumbing.NewBranchReferenceName(opts.ProposalBranch)
+		r.remote = plumbing.NewRemoteReferenceName(remoteName, opts.ProposalBranch)
+	}
 	ep, err := transport.NewEndpoint(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("repository URL %s: %w", redact(opts.URL), err)
@@ -150,10 +168,45 @@ func (r *Repo) configure() error {
 // follows it unless it holds commits the remote lacks (see Pending).
 func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
 	start := time.Now()
-	err := r.withTimeout(ctx, "fetch", func(ctx context.Context, via transport.ProxyOptions) error {
+	if _, err := r.fetchRef(ctx, r.branch, r.base); err != nil {
+		return nil, err
+	}
+	remote, err := r.snapshotOf(r.base)
+	if err != nil {
+		return nil, err
+	}
+	// The local branch follows where pushes go: Branch, or the proposal
+	// branch (not the carried snapshot, which is pushed only with a commit
+	// on top of it).
+	follow := remote
+	if r.proposal != "" {
+		if remote, err = r.withProposal(ctx, remote); err != nil {
+			return nil, err
+		}
+		if follow, err = r.snapshotOf(r.remote); err != nil {
+			return nil, err
+		}
+	}
+	pending, err := r.Pending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if pending == 0 {
+		if err := r.Reset(ctx, follow); err != nil {
+			return nil, err
+		}
+	}
+	r.log.Debug("fetched", "branch", r.opts.Branch, "commit", remote.Commit(), "took", time.Since(start).Round(time.Millisecond))
+	return remote, nil
+}
+
+// fetchRef fetches one remote branch into a tracking ref; found is false
+// (and the tracking ref removed) when the remote has no such branch yet.
+func (r *Repo) fetchRef(ctx context.Context, src, dst plumbing.ReferenceName) (found bool, err error) {
+	err = r.withTimeout(ctx, "fetch", func(ctx context.Context, via transport.ProxyOptions) error {
 		return r.repo.FetchContext(ctx, &git.FetchOptions{
 			RemoteName:   remoteName,
-			RefSpecs:     []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.remote))},
+			RefSpecs:     []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", src, dst))},
 			Auth:         r.auth,
 			Force:        true,
 			Tags:         git.NoTags,
@@ -162,30 +215,17 @@ func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
 	})
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+		return true, nil
 	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.As(err, new(git.NoMatchingRefSpecError)):
 		// A new repository, or a branch nobody pushed yet: the first
 		// commit creates it.
-		if err := r.repo.Storer.RemoveReference(r.remote); err != nil {
-			return nil, err
+		if err := r.repo.Storer.RemoveReference(dst); err != nil {
+			return false, err
 		}
+		return false, nil
 	default:
-		return nil, r.explain("fetch", err)
+		return false, r.explain("fetch", err)
 	}
-	remote, err := r.snapshotOf(r.remote)
-	if err != nil {
-		return nil, err
-	}
-	pending, err := r.Pending(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if pending == 0 {
-		if err := r.Reset(ctx, remote); err != nil {
-			return nil, err
-		}
-	}
-	r.log.Debug("fetched", "branch", r.opts.Branch, "commit", remote.Commit(), "took", time.Since(start).Round(time.Millisecond))
-	return remote, nil
 }
 
 // Local returns the local branch head.
@@ -211,13 +251,14 @@ func (r *Repo) Reset(ctx context.Context, to *Snapshot) error {
 	return r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, to.hash))
 }
 
-// Push publishes the local branch; it never forces.
+// Push publishes the local branch; it never forces the branch it reads
+// (a proposal branch, which certsync rebuilds on every pass, is replaced).
 func (r *Repo) Push(ctx context.Context) error {
 	start := time.Now()
 	err := r.withTimeout(ctx, "push", func(ctx context.Context, via transport.ProxyOptions) error {
 		return r.repo.PushContext(ctx, &git.PushOptions{
 			RemoteName:   remoteName,
-			RefSpecs:     []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", r.branch, r.branch))},
+			RefSpecs:     []config.RefSpec{r.pushSpec()},
 			Auth:         r.auth,
 			ProxyOptions: via,
 		})
@@ -239,6 +280,7 @@ func (r *Repo) Push(ctx context.Context) error {
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, head)); err != nil {
 		return err
 	}
+	r.proposalExists = r.proposal != ""
 	r.log.Debug("pushed", "branch", r.opts.Branch, "commit", head.String(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -73,6 +73,11 @@ type Config struct {
 	// ClaimTTL is how long an order claim holds off other agents; an
 	// agent renews its claim while it orders. Default: 10 minutes.
 	ClaimTTL time.Duration
+	// NoClaims orders without claiming in Git first: for a single issuer
+	// whose commits go to a proposal branch (a claim must be on the branch
+	// every agent reads, which such an issuer may not push to).
+	// Default: false.
+	NoClaims bool
 }
 
 // Role is the part an agent plays. An issuer needs the CA's credentials
@@ -340,6 +345,9 @@ func (r *Reconciler) pushPending(ctx context.Context) error {
 // between the last push and the claim's release left. A claim on
 // certificates that failed is left to lapse (see releaseClaim).
 func (r *Reconciler) staleOwnClaim(p *pass, plan Plan) []FileChange {
+	if r.cfg.NoClaims {
+		return nil
+	}
 	own := committed.ClaimPath(r.cfg.Agent)
 	cl, held := p.claims[own]
 	if !held {

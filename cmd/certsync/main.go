@@ -208,8 +208,13 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		cleanup()
 		return nil, noop, err
 	}
+	if o.ProposalBranch != "" && role != reconcile.RoleIssuer && !o.NoApply {
+		cleanup()
+		return nil, noop, errors.New("--proposal-branch needs --role issuer (or --no-apply): a cluster must only get what was merged into --branch; run appliers on --branch")
+	}
 	cfg := reconcile.Config{
 		Role:        role,
+		NoClaims:    o.ProposalBranch != "",
 		Batching:    reconcile.Batching{Size: o.BatchSize, Interval: o.BatchInterval},
 		Agent:       o.agentID(),
 		ClaimTTL:    o.ClaimTTL,
@@ -264,7 +269,7 @@ func openRepo(ctx context.Context, o *options, getenv func(string) string, log *
 		return gitRepository{}, err
 	}
 	repo, err := gitsrc.Open(ctx, gitsrc.Options{
-		URL: o.Repo, Branch: o.Branch, Dir: o.cacheDir(), Auth: auth, Timeout: o.GitTimeout,
+		URL: o.Repo, Branch: o.Branch, ProposalBranch: o.ProposalBranch, Dir: o.cacheDir(), Auth: auth, Timeout: o.GitTimeout,
 		Author: gitsrc.Signature{Name: o.AuthorName, Email: o.AuthorEmail}, Signer: signer, Logger: log,
 	})
 	if err != nil {

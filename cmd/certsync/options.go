@@ -33,6 +33,7 @@ type options struct {
 	Kubeconfig, KubeContext string
 	NoApply                 bool
 	SigningKeyFile          string
+	ProposalBranch          string
 	SigningPassphraseFile   string
 	Role                    string
 
@@ -95,6 +96,7 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	}
 	str(&o.Repo, "repo", "", "Git URL of the repository (https://…, ssh://…, or a local path)")
 	str(&o.Branch, "branch", "main", "branch to read and write")
+	str(&o.ProposalBranch, "proposal-branch", "", "push to this branch instead of --branch (a protected branch): certsync keeps it rebased on --branch for a person or a bot to merge; needs --role issuer (or --no-apply), one issuer per proposal branch")
 	str(&o.CacheDir, "cache-dir", "", "where the local clone is kept (default: $XDG_CACHE_HOME/certsync/repos/<hash of URL>)")
 	str(&o.GitUsername, "git-username", "certsync", "HTTPS username (with a token, any non-empty name)")
 	str(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTPS password or token (or set CERTSYNC_GIT_PASSWORD / CERTSYNC_GIT_TOKEN)")
