@@ -159,6 +159,11 @@ func parseACME(d *document, raw *rawACME) (*ACMEIssuer, error) {
 	if a.PrivateKeySecretRef == "" {
 		return nil, d.fail("spec.acme.privateKeySecretRef.name", "is required: it names the account key certsync keeps in the repository")
 	}
+	// The name becomes a file name under accounts/: a Secret name, nothing
+	// that could leave the folder.
+	if msgs := validation.IsDNS1123Subdomain(a.PrivateKeySecretRef); len(msgs) > 0 {
+		return nil, d.fail("spec.acme.privateKeySecretRef.name", "%q is not a valid Secret name: %s", clip(a.PrivateKeySecretRef), strings.Join(msgs, "; "))
+	}
 	if raw.ExternalAccountBinding != nil {
 		eab, err := parseEAB(d, "spec.acme.externalAccountBinding")
 		if err != nil {
