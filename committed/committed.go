@@ -110,6 +110,10 @@ const (
 	// RenewalWindowStart/End record the CA's ARI suggestion, when it made one.
 	AnnotationRenewalWindowStart = prefix + "renewal-window-start"
 	AnnotationRenewalWindowEnd   = prefix + "renewal-window-end"
+	// OutputsHash records declared.Certificate.OutputsHash: which extra
+	// keys (additional output formats, keystores) the Secret was rendered
+	// with. Written only when there are some.
+	AnnotationOutputsHash = prefix + "outputs-hash"
 
 	// cert-manager's own Secret annotations, written exactly as it does.
 	AnnotationCMCertificateName = "cert-manager.io/certificate-name"
@@ -117,9 +121,21 @@ const (
 	AnnotationCMAltNames        = "cert-manager.io/alt-names"
 	AnnotationCMIPSANs          = "cert-manager.io/ip-sans"
 	AnnotationCMURISANs         = "cert-manager.io/uri-sans"
+	AnnotationCMEmailSANs       = "cert-manager.io/email-sans"
 	AnnotationCMIssuerName      = "cert-manager.io/issuer-name"
 	AnnotationCMIssuerKind      = "cert-manager.io/issuer-kind"
 	AnnotationCMIssuerGroup     = "cert-manager.io/issuer-group"
+
+	// The subject annotations cert-manager writes when the certificate's
+	// subject has the attribute.
+	AnnotationCMSubjectOrganizations       = "cert-manager.io/subject-organizations"
+	AnnotationCMSubjectOrganizationalUnits = "cert-manager.io/subject-organizationalunits"
+	AnnotationCMSubjectCountries           = "cert-manager.io/subject-countries"
+	AnnotationCMSubjectProvinces           = "cert-manager.io/subject-provinces"
+	AnnotationCMSubjectLocalities          = "cert-manager.io/subject-localities"
+	AnnotationCMSubjectPostalCodes         = "cert-manager.io/subject-postalcodes"
+	AnnotationCMSubjectStreetAddresses     = "cert-manager.io/subject-streetaddresses"
+	AnnotationCMSubjectSerialNumber        = "cert-manager.io/subject-serialnumber"
 )
 
 // Errorf is a helper for errors that name the committed file.

@@ -1,6 +1,7 @@
 package committed
 
 import (
+	"encoding/csv"
 	"sort"
 	"strings"
 	"time"
@@ -18,10 +19,18 @@ type Certificate struct {
 	Certificate string
 	CommonName  string
 	DNSNames    []string
-	IssuerName  string
-	IssuerKind  string
-	PrivateKey  string // key spec, e.g. "RSA-2048"
-	SpecHash    string
+	// IPAddresses, URIs and EmailAddresses are the certificate's other
+	// SANs, from cert-manager's ip-sans, uri-sans and email-sans.
+	IPAddresses    []string
+	URIs           []string
+	EmailAddresses []string
+	IssuerName     string
+	IssuerKind     string
+	PrivateKey     string // key spec, e.g. "RSA-2048"
+	SpecHash       string
+	// OutputsHash is the declaration's OutputsHash the Secret was
+	// rendered with; "" when it has no extra outputs.
+	OutputsHash string
 
 	NotBefore time.Time
 	NotAfter  time.Time
@@ -88,15 +97,20 @@ func FromAnnotations(a map[string]string) Certificate {
 		Certificate: a[AnnotationCertificate],
 		CommonName:  a[AnnotationCMCommonName],
 		DNSNames:    splitList(a[AnnotationCMAltNames]),
-		IssuerName:  a[AnnotationCMIssuerName],
-		IssuerKind:  a[AnnotationCMIssuerKind],
-		PrivateKey:  a[AnnotationPrivateKey],
-		SpecHash:    a[AnnotationSpecHash],
-		Serial:      a[AnnotationSerial],
-		Reason:      a[AnnotationReason],
-		NotBefore:   parseTime(a[AnnotationNotBefore]),
-		NotAfter:    parseTime(a[AnnotationNotAfter]),
-		IssuedAt:    parseTime(a[AnnotationIssuedAt]),
+		OutputsHash: a[AnnotationOutputsHash],
+
+		IPAddresses:    splitList(a[AnnotationCMIPSANs]),
+		URIs:           splitList(a[AnnotationCMURISANs]),
+		EmailAddresses: splitList(a[AnnotationCMEmailSANs]),
+		IssuerName:     a[AnnotationCMIssuerName],
+		IssuerKind:     a[AnnotationCMIssuerKind],
+		PrivateKey:     a[AnnotationPrivateKey],
+		SpecHash:       a[AnnotationSpecHash],
+		Serial:         a[AnnotationSerial],
+		Reason:         a[AnnotationReason],
+		NotBefore:      parseTime(a[AnnotationNotBefore]),
+		NotAfter:       parseTime(a[AnnotationNotAfter]),
+		IssuedAt:       parseTime(a[AnnotationIssuedAt]),
 
 		RenewalWindowStart: parseTime(a[AnnotationRenewalWindowStart]),
 		RenewalWindowEnd:   parseTime(a[AnnotationRenewalWindowEnd]),
@@ -171,12 +185,28 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// JoinList and splitList follow cert-manager's comma-separated annotations.
-func JoinList(v []string) string { return strings.Join(v, ",") }
+// JoinList and splitList follow cert-manager's comma-separated
+// annotations (its JoinWithEscapeCSV): one CSV record, so a value that
+// holds a comma or a quote is quoted ("10 Downing Street, London"). Names
+// never need quoting: for them it is a plain comma-separated list.
+func JoinList(v []string) string {
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	if err := w.Write(v); err != nil {
+		return strings.Join(v, ",") // a strings.Builder never fails
+	}
+	w.Flush()
+	return strings.TrimSuffix(b.String(), "\n")
+}
 
 func splitList(s string) []string {
 	if s == "" {
 		return nil
 	}
-	return strings.Split(s, ",")
+	r := csv.NewReader(strings.NewReader(s))
+	r.FieldsPerRecord = -1
+	if v, err := r.Read(); err == nil {
+		return v
+	}
+	return strings.Split(s, ",") // not CSV: as written by hand
 }

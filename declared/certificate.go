@@ -67,7 +67,13 @@ func certificateFromRaw(d *document, raw *rawCertificate) (Certificate, error) {
 	if err := validateSecretTemplate(d, c.SecretTemplate); err != nil {
 		return c, err
 	}
-	if err := validateNames(d, &c, sp.IPAddresses, sp.URIs, sp.EmailAddresses); err != nil {
+	if err := parseSubject(d, &c, sp.Subject, sp.LiteralSubject); err != nil {
+		return c, err
+	}
+	if err := parseSANs(d, &c, sp.IPAddresses, sp.URIs, sp.EmailAddresses, sp.OtherNames); err != nil {
+		return c, err
+	}
+	if err := validateNames(d, &c); err != nil {
 		return c, err
 	}
 	if err := parseLifetime(d, &c, sp.Duration, sp.RenewBefore, sp.RenewBeforePercentage); err != nil {
@@ -78,25 +84,41 @@ func certificateFromRaw(d *document, raw *rawCertificate) (Certificate, error) {
 		return c, err
 	}
 	c.PrivateKey = key
+	if err := parseUsages(d, &c, sp.Usages, sp.EncodeUsagesInRequest); err != nil {
+		return c, err
+	}
+	if err := parseNameConstraints(d, &c, sp.NameConstraints); err != nil {
+		return c, err
+	}
+	formats := make([]string, 0, len(sp.AdditionalOutputFormats))
+	for _, f := range sp.AdditionalOutputFormats {
+		formats = append(formats, f.Type)
+	}
+	if err := parseOutputs(d, &c, formats, sp.Keystores); err != nil {
+		return c, err
+	}
+	if err := parseRevisionHistoryLimit(d, &c, sp.RevisionHistoryLimit); err != nil {
+		return c, err
+	}
 	return c, validateIssuerRef(d, &c.IssuerRef)
 }
 
-func validateNames(d *document, c *Certificate, ips, uris, emails []string) error {
-	switch {
-	case len(ips) > 0:
-		return d.fail("spec.ipAddresses", "IP address SANs are not supported by certsync yet; remove them or issue this certificate with cert-manager")
-	case len(uris) > 0:
-		return d.fail("spec.uris", "URI SANs are not supported by certsync yet")
-	case len(emails) > 0:
-		return d.fail("spec.emailAddresses", "email SANs are not supported by certsync yet")
+// validateNames checks the commonName and the DNS names, once the other
+// SANs and the subject are read: cert-manager wants one name of any kind.
+func validateNames(d *document, c *Certificate) error {
+	cn := c.CommonName
+	if c.LiteralSubject != "" {
+		cn = literalCommonName(c.LiteralSubject)
 	}
-	if c.CommonName == "" && len(c.DNSNames) == 0 {
-		return d.fail("spec", "at least one of commonName or dnsNames must be set")
+	if cn == "" && len(c.DNSNames)+len(c.URIs)+len(c.EmailAddresses)+len(c.IPAddresses)+len(c.OtherNames) == 0 {
+		return d.fail("spec", "at least one of commonName (from the commonName field or from a literalSubject), dnsNames, emailSANs, ipAddresses, otherNames, or uriSANs must be set")
 	}
 	if len(c.CommonName) > maxCommonName {
 		return d.fail("spec.commonName", "is %d bytes long; a commonName may be at most %d (put long names in dnsNames only)", len(c.CommonName), maxCommonName)
 	}
-	if looksLikeDNSName(c.CommonName) {
+	// An IP address as commonName is fine when it is also an IP SAN (TLS
+	// clients read the SANs); otherwise validDNSName says where it belongs.
+	if looksLikeDNSName(c.CommonName) && !slices.Contains(c.IPAddresses, c.CommonName) {
 		if err := validDNSName(c.CommonName); err != nil {
 			return d.fail("spec.commonName", "%q: %v", clip(c.CommonName), err)
 		}

@@ -3,6 +3,7 @@ package declared
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -110,13 +111,16 @@ func checkIssuer(c *Certificate, issuers map[IssuerRef]*Issuer) error {
 	if c.IsCA {
 		return fmt.Errorf("spec.isCA: %s is an ACME issuer, and ACME CAs do not issue CA certificates: use a selfSigned or ca issuer", iss.Key())
 	}
-	if c.CommonName != "" && !contains(c.DNSNames, c.CommonName) {
+	if err := acmeCanIssue(c, iss); err != nil {
+		return err
+	}
+	if c.CommonName != "" && !contains(c.DNSNames, c.CommonName) && !contains(c.IPAddresses, c.CommonName) {
 		return fmt.Errorf("spec.commonName %q is not in spec.dnsNames: ACME requires the commonName to also be present in the list of dnsNames", clip(c.CommonName))
 	}
 	if limitedProfile(iss.ACME.Profile) && len(c.DNSNames) > MaxNamesProfile {
 		return fmt.Errorf("spec.dnsNames has %d names; %s orders with ACME profile %q, which allows at most %d: split the Certificate, or use an issuer with the default profile (up to %d)", len(c.DNSNames), iss.Key(), iss.ACME.Profile, MaxNamesProfile, MaxNames)
 	}
-	names := c.DNSNames
+	names := append(slices.Clone(c.DNSNames), c.IPAddresses...) // IP identifiers (RFC 8738)
 	if len(names) == 0 && c.CommonName != "" {
 		names = []string{c.CommonName}
 	}

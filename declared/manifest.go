@@ -35,7 +35,65 @@ type rawCertificate struct {
 			Group string `yaml:"group"`
 		} `yaml:"issuerRef"`
 		SecretTemplate *rawSecretTemplate `yaml:"secretTemplate"`
+
+		Subject                 *rawSubject         `yaml:"subject"`
+		LiteralSubject          string              `yaml:"literalSubject"`
+		OtherNames              []rawOtherName      `yaml:"otherNames"`
+		Usages                  []string            `yaml:"usages"`
+		EncodeUsagesInRequest   *bool               `yaml:"encodeUsagesInRequest"`
+		NameConstraints         *rawNameConstraints `yaml:"nameConstraints"`
+		AdditionalOutputFormats []struct {
+			Type string `yaml:"type"`
+		} `yaml:"additionalOutputFormats"`
+		Keystores            *rawKeystores `yaml:"keystores"`
+		RevisionHistoryLimit *int          `yaml:"revisionHistoryLimit"`
 	} `yaml:"spec"`
+}
+
+type rawSubject struct {
+	Organizations       []string `yaml:"organizations"`
+	Countries           []string `yaml:"countries"`
+	OrganizationalUnits []string `yaml:"organizationalUnits"`
+	Localities          []string `yaml:"localities"`
+	Provinces           []string `yaml:"provinces"`
+	StreetAddresses     []string `yaml:"streetAddresses"`
+	PostalCodes         []string `yaml:"postalCodes"`
+	SerialNumber        string   `yaml:"serialNumber"`
+}
+
+type rawOtherName struct {
+	OID       string `yaml:"oid"`
+	UTF8Value string `yaml:"utf8Value"`
+}
+
+type rawNameConstraints struct {
+	Critical  bool                   `yaml:"critical"`
+	Permitted *rawNameConstraintItem `yaml:"permitted"`
+	Excluded  *rawNameConstraintItem `yaml:"excluded"`
+}
+
+type rawNameConstraintItem struct {
+	DNSDomains     []string `yaml:"dnsDomains"`
+	IPRanges       []string `yaml:"ipRanges"`
+	EmailAddresses []string `yaml:"emailAddresses"`
+	URIDomains     []string `yaml:"uriDomains"`
+}
+
+// rawKeystores is spec.keystores. Pointers tell a password written
+// empty (refused) from one not written.
+type rawKeystores struct {
+	JKS *struct {
+		Create            bool                 `yaml:"create"`
+		Alias             *string              `yaml:"alias"`
+		PasswordSecretRef rawSecretKeySelector `yaml:"passwordSecretRef"`
+		Password          *string              `yaml:"password"`
+	} `yaml:"jks"`
+	PKCS12 *struct {
+		Create            bool                 `yaml:"create"`
+		Profile           string               `yaml:"profile"`
+		PasswordSecretRef rawSecretKeySelector `yaml:"passwordSecretRef"`
+		Password          *string              `yaml:"password"`
+	} `yaml:"pkcs12"`
 }
 
 // rawSecretTemplate is spec.secretTemplate, also read as JSON from

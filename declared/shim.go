@@ -1,9 +1,11 @@
 package declared
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"slices"
@@ -413,19 +415,21 @@ func readShimAnnotations(d *document, kind string, md rawMeta) (*shimTemplate, e
 		at("spec.issuerRef.group", annIssuerGroup)
 	}
 
-	// What certsync does not issue: refused, as on a Certificate.
-	for _, k := range subjectAnnotations {
-		if _, ok := ann[k]; ok {
-			return nil, fail(k, "subject fields are not supported by certsync yet: its certificates carry the commonName only (and an ACME CA such as Let's Encrypt ignores the others); remove the annotation or issue this certificate with cert-manager")
-		}
+	// The subject and the usages, read as cert-manager's shim reads them;
+	// the Certificate's rules (and its issuer's limits) then apply.
+	if err := t.readSubject(ann, fail, at); err != nil {
+		return nil, err
 	}
 	if _, ok := ann[annURISANs]; ok {
-		return nil, fail(annURISANs, "URI SANs are not supported by certsync yet; cert-manager's shim does not read this annotation either (cert-manager only writes it on Secrets), so cert-manager would issue without them: remove it")
+		return nil, fail(annURISANs, "cert-manager's shim does not read this annotation (cert-manager only writes it on Secrets), so cert-manager would issue without these URI SANs: remove it, or declare a Certificate with spec.uris")
 	}
 	if v, ok := ann[annUsages]; ok {
-		if err := checkUsages(v); err != nil {
+		usages, err := splitUsages(v)
+		if err != nil {
 			return nil, fail(annUsages, "%v", err)
 		}
+		t.raw.Spec.Usages = usages
+		at("spec.usages", annUsages)
 	}
 	if v, ok := ann[annRevisionLimit]; ok {
 		// certsync keeps no CertificateRequests: the limit changes nothing,
@@ -437,6 +441,9 @@ func readShimAnnotations(d *document, kind string, md rawMeta) (*shimTemplate, e
 		if n < 1 {
 			return nil, fail(annRevisionLimit, "%d must be a positive number", n)
 		}
+		limit := int(n)
+		t.raw.Spec.RevisionHistoryLimit = &limit
+		at("spec.revisionHistoryLimit", annRevisionLimit)
 	}
 
 	// The names.
@@ -569,35 +576,67 @@ func decodeSecretTemplate(v string) (*rawSecretTemplate, error) {
 	return &st, nil
 }
 
-// Key usages, as cert-manager spells them.
-var (
-	// keyUsageNames are every name cert-manager accepts.
-	keyUsageNames = []string{
-		"signing", "digital signature", "content commitment", "key encipherment",
-		"key agreement", "data encipherment", "cert sign", "crl sign",
-		"encipher only", "decipher only", "any", "server auth", "client auth",
-		"code signing", "email protection", "s/mime", "ipsec end system",
-		"ipsec tunnel", "ipsec user", "timestamping", "ocsp signing",
-		"microsoft sgc", "netscape sgc",
-	}
-	// servedUsages are those of the TLS server certificate an ACME CA
-	// issues, whatever the request says: cert-manager's defaults (digital
-	// signature, key encipherment), "signing" (its other name for digital
-	// signature) and server auth.
-	servedUsages = []string{"digital signature", "signing", "key encipherment", "server auth"}
-)
-
-// checkUsages reads cert-manager.io/usages as cert-manager does (names
-// separated by commas, spaces around them ignored), then refuses those
-// the certificate would not have.
-func checkUsages(v string) error {
+// splitUsages reads cert-manager.io/usages as cert-manager does (names
+// separated by commas, spaces around them ignored).
+func splitUsages(v string) ([]string, error) {
+	var out []string
 	for _, u := range strings.Split(v, ",") {
 		u = strings.Trim(u, " ")
-		if !slices.Contains(keyUsageNames, u) {
-			return fmt.Errorf("%q is not a key usage cert-manager knows", clip(u))
+		if !knownUsage(u) {
+			return nil, fmt.Errorf("%q is not a key usage cert-manager knows", clip(u))
 		}
-		if !slices.Contains(servedUsages, u) {
-			return fmt.Errorf("%q: usages other than digital signature, key encipherment and server auth are not supported by certsync yet (an ACME CA issues TLS server certificates only); remove it or issue this certificate with cert-manager", u)
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// readSubject reads the cert-manager.io/subject-* annotations into
+// spec.subject: comma-separated values, with CSV quoting for a value
+// that holds a comma ("10 Downing Street, Westminster",London), as
+// cert-manager's shim splits them; subject-serialnumber is one value.
+func (t *shimTemplate) readSubject(ann map[string]string, fail func(key, format string, args ...any) error, at func(field, key string)) error {
+	for _, k := range subjectAnnotations {
+		v, ok := ann[k]
+		if !ok {
+			continue
+		}
+		if t.raw.Spec.Subject == nil {
+			t.raw.Spec.Subject = &rawSubject{}
+		}
+		at("spec.subject", k)
+		sub := t.raw.Spec.Subject
+		if k == "cert-manager.io/subject-serialnumber" {
+			sub.SerialNumber = v
+			continue
+		}
+		r := csv.NewReader(strings.NewReader(v))
+		values, err := r.Read()
+		if err == nil {
+			_, err = r.Read()
+			if err == io.EOF {
+				err = nil
+			} else if err == nil {
+				err = errors.New("more than one line")
+			}
+		}
+		if err != nil {
+			return fail(k, "is not a comma-separated list (quote a value that holds a comma): %v", err)
+		}
+		switch k {
+		case "cert-manager.io/subject-organizations":
+			sub.Organizations = values
+		case "cert-manager.io/subject-organizationalunits":
+			sub.OrganizationalUnits = values
+		case "cert-manager.io/subject-countries":
+			sub.Countries = values
+		case "cert-manager.io/subject-provinces":
+			sub.Provinces = values
+		case "cert-manager.io/subject-localities":
+			sub.Localities = values
+		case "cert-manager.io/subject-postalcodes":
+			sub.PostalCodes = values
+		case "cert-manager.io/subject-streetaddresses":
+			sub.StreetAddresses = values
 		}
 	}
 	return nil

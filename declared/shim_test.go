@@ -172,7 +172,18 @@ spec:
 			name: "usages an ACME CA issues; a revision history limit",
 			doc: ingressDoc(clusterIssuerAnn+"    cert-manager.io/usages: digital signature, key encipherment,server auth\n"+
 				"    cert-manager.io/revision-history-limit: \"3\"\n", webTLS),
-			want: []Certificate{webCert(nil)},
+			want: []Certificate{webCert(func(c *Certificate) {
+				c.Usages = []string{"digital signature", "key encipherment", "server auth"}
+				c.RevisionHistoryLimit = 3
+			})},
+		},
+		{
+			name: "IP SANs through an HTTP-01 issuer",
+			doc:  ingressDoc("    cert-manager.io/issuer: local\n    cert-manager.io/ip-sans: 10.0.0.1\n", "  - hosts: [web.example.com, 192.0.2.1]\n    secretName: web-tls\n"),
+			want: []Certificate{webCert(func(c *Certificate) {
+				c.IssuerRef = IssuerRef{Name: "local", Kind: KindIssuer, Group: "cert-manager.io"}
+				c.IPAddresses = []string{"192.0.2.1", "10.0.0.1"}
+			})},
 		},
 		{
 			name: "secret template",
@@ -297,25 +308,29 @@ func TestIngressShimProblems(t *testing.T) {
 		{"rotation policy", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-rotation-policy: Sometimes\n", webTLS),
 			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-rotation-policy"]: "Sometimes" is not one of Always, Never`, 0},
 
-		// What certsync does not issue.
+		// What an ACME CA does not issue: refused as on a Certificate.
 		{"client auth usage", ingressDoc(clusterIssuerAnn+"    cert-manager.io/usages: digital signature,client auth\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/usages"]: "client auth": usages other than digital signature, key encipherment and server auth are not supported by certsync yet`, 0},
+			"ing.yaml:1", `Certificate shop/web-tls: spec.usages: "client auth": ClusterIssuer/letsencrypt is an ACME issuer, and the CA issues TLS server certificates with its own usages`, 0},
 		{"unknown usage", ingressDoc(clusterIssuerAnn+"    cert-manager.io/usages: serverauth\n", webTLS),
 			"ing.yaml:8", `metadata.annotations["cert-manager.io/usages"]: "serverauth" is not a key usage cert-manager knows`, 0},
 		{"revision history limit 0", ingressDoc(clusterIssuerAnn+"    cert-manager.io/revision-history-limit: \"0\"\n", webTLS),
 			"ing.yaml:8", `metadata.annotations["cert-manager.io/revision-history-limit"]: 0 must be a positive number`, 0},
 		{"revision history limit not a number", ingressDoc(clusterIssuerAnn+"    cert-manager.io/revision-history-limit: many\n", webTLS),
 			"ing.yaml:8", `metadata.annotations["cert-manager.io/revision-history-limit"]: "many" is not a whole number`, 0},
-		{"IP SANs", ingressDoc(clusterIssuerAnn+"    cert-manager.io/ip-sans: 10.0.0.1\n", webTLS),
-			"ing.yaml:8", `Ingress shop/web: metadata.annotations["cert-manager.io/ip-sans"]: IP address SANs are not supported by certsync yet`, 0},
+		{"IP SANs next to a DNS-01 name", ingressDoc(clusterIssuerAnn+"    cert-manager.io/ip-sans: 10.0.0.1\n", webTLS),
+			"ing.yaml:1", `Certificate shop/web-tls: spec.dnsNames: ClusterIssuer/letsencrypt (issuers.yaml:1): no usable ACME solver: names [10.0.0.1] select HTTP-01 and [web.example.com] select DNS-01`, 0},
 		{"bad IP SAN", ingressDoc(clusterIssuerAnn+"    cert-manager.io/ip-sans: 10.0.0.1, ten\n", webTLS),
 			"ing.yaml:8", `metadata.annotations["cert-manager.io/ip-sans"]: "ten" is not a valid IP address`, 0},
 		{"email SANs", ingressDoc(clusterIssuerAnn+"    cert-manager.io/email-sans: ops@example.com\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/email-sans"]: email SANs are not supported by certsync yet`, 0},
+			"ing.yaml:1", `Certificate shop/web-tls: spec.emailAddresses: ClusterIssuer/letsencrypt is an ACME issuer, and an ACME CA validates DNS names and IP addresses only: it cannot issue email SANs`, 0},
+		{"bad email SAN", ingressDoc(clusterIssuerAnn+"    cert-manager.io/email-sans: ops\n", webTLS),
+			"ing.yaml:8", `metadata.annotations["cert-manager.io/email-sans"]: "ops": invalid email address`, 0},
 		{"URI SANs", ingressDoc(clusterIssuerAnn+"    cert-manager.io/uri-sans: spiffe://example.com/web\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/uri-sans"]: URI SANs are not supported by certsync yet; cert-manager's shim does not read this annotation either`, 0},
+			"ing.yaml:8", `metadata.annotations["cert-manager.io/uri-sans"]: cert-manager's shim does not read this annotation (cert-manager only writes it on Secrets)`, 0},
 		{"subject", ingressDoc(clusterIssuerAnn+"    cert-manager.io/subject-organizations: Example Ltd\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/subject-organizations"]: subject fields are not supported by certsync yet`, 0},
+			"ing.yaml:1", `Certificate shop/web-tls: spec.subject: ClusterIssuer/letsencrypt is an ACME issuer: the CA would drop organizations`, 0},
+		{"subject not CSV", ingressDoc(clusterIssuerAnn+"    cert-manager.io/subject-organizations: 'Example \"Ltd'\n", webTLS),
+			"ing.yaml:8", `metadata.annotations["cert-manager.io/subject-organizations"]: is not a comma-separated list`, 0},
 
 		// Names.
 		{"common-name too long", ingressDoc(clusterIssuerAnn+"    cert-manager.io/common-name: "+strings.Repeat("a", 60)+".example.com\n", webTLS),
@@ -328,8 +343,8 @@ func TestIngressShimProblems(t *testing.T) {
 			"ing.yaml:8", `metadata.annotations["cert-manager.io/alt-names"]: "web.example.com" is listed twice`, 0},
 		{"bad host, next to a good entry", ingressDoc(clusterIssuerAnn, "  - hosts: [ok.example.com, Web.Example.com]\n    secretName: web-tls\n  - hosts: [b.example.com]\n    secretName: b-tls\n"),
 			"ing.yaml:10", `Ingress shop/web: spec.tls[0].hosts[1]: "Web.Example.com": must be lower case`, 1},
-		{"IP host", ingressDoc(clusterIssuerAnn, "  - hosts:\n    - web.example.com\n    - 192.0.2.1\n    secretName: web-tls\n"),
-			"ing.yaml:12", `spec.tls[0].hosts[1]: IP address SANs are not supported by certsync yet`, 0},
+		{"IP host next to a DNS-01 name", ingressDoc(clusterIssuerAnn, "  - hosts:\n    - web.example.com\n    - 192.0.2.1\n    secretName: web-tls\n"),
+			"ing.yaml:1", `no usable ACME solver: names [192.0.2.1] select HTTP-01 and [web.example.com] select DNS-01`, 0},
 		{"TLS entry without secretName", ingressDoc(clusterIssuerAnn, "  - hosts: [a.example.com]\n"+webTLS),
 			"ing.yaml:10", `Ingress shop/web: spec.tls[0]: secretName is required: cert-manager skips a TLS entry without one`, 1},
 		{"TLS entry without hosts", ingressDoc(clusterIssuerAnn, "  - secretName: a-tls\n"+webTLS),

@@ -71,8 +71,11 @@ type SolverPlan struct {
 
 // PlanSolvers chooses the solver of every name and refuses, wrapping
 // ErrNoSolver, what cannot work: a name no solver selects, a wildcard
-// that only HTTP-01 would serve, or one order needing both HTTP-01 and
-// DNS-01 (certsync validates an order with one challenge type).
+// that only HTTP-01 would serve, an IP address that only DNS-01 would
+// serve (RFC 8738 validates IP identifiers over HTTP-01 or TLS-ALPN-01,
+// never DNS), or one order needing both HTTP-01 and DNS-01 (certsync
+// validates an order with one challenge type). names may hold IP
+// addresses; they are planned as HTTP-01 names.
 func PlanSolvers(a *ACMEIssuer, names []string, labels map[string]string) (SolverPlan, error) {
 	p := SolverPlan{DNS01: map[string]int{}}
 	var dnsNames []string
@@ -86,6 +89,8 @@ func PlanSolvers(a *ACMEIssuer, names []string, labels map[string]string) (Solve
 				return p, fmt.Errorf("%w: %s: HTTP-01 cannot validate wildcard names; add a dns01 solver selected for %s (selector.dnsZones)", ErrNoSolver, n, strings.TrimPrefix(n, "*."))
 			}
 			p.HTTP01 = append(p.HTTP01, n)
+		case isIPAddress(n):
+			return p, fmt.Errorf("%w: %s is an IP address, which ACME validates over HTTP-01 only (RFC 8738), but the solver that selects it is dns01: add an http01 solver that selects it (one without selector, or with matchLabels)", ErrNoSolver, n)
 		default:
 			dnsNames = append(dnsNames, n)
 			p.DNS01[strings.TrimPrefix(n, "*.")] = i

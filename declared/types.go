@@ -89,6 +89,47 @@ type Certificate struct {
 	// constraints CA:TRUE, key usage cert sign). Only a selfSigned or ca
 	// issuer issues one; ACME CAs do not.
 	IsCA bool
+
+	// The other subject alternative names: spec.ipAddresses,
+	// spec.uris, spec.emailAddresses and spec.otherNames, as written and
+	// validated. An ACME issuer takes IP addresses only (crosscheck.go).
+	IPAddresses    []string
+	URIs           []string
+	EmailAddresses []string
+	OtherNames     []OtherName
+
+	// Subject is spec.subject (every attribute but the commonName).
+	// LiteralSubject is spec.literalSubject, an RFC 4514 string used as
+	// the subject as written; it excludes CommonName and Subject.
+	Subject        Subject
+	LiteralSubject string
+
+	// Usages is spec.usages as written; empty means cert-manager's
+	// default, digital signature and key encipherment (see KeyUsages).
+	Usages []string
+	// UsagesNotInRequest is spec.encodeUsagesInRequest: false: the
+	// certificate request leaves the key usages out, for issuers that
+	// refuse requests carrying them. The issuer is still told the usages
+	// (issuer.Request).
+	UsagesNotInRequest bool
+
+	// NameConstraints is spec.nameConstraints; only a CA certificate
+	// (IsCA) may have them.
+	NameConstraints *NameConstraints
+
+	// AdditionalOutputFormats are the types of
+	// spec.additionalOutputFormats (OutputCombinedPEM, OutputDER) and
+	// Keystores is spec.keystores: extra keys of the Secret, rendered from
+	// the issued certificate and key. They change the Secret, not the
+	// certificate: see OutputsHash.
+	AdditionalOutputFormats []string
+	Keystores               Keystores
+
+	// RevisionHistoryLimit is spec.revisionHistoryLimit (0 when unset),
+	// validated as cert-manager does (at least 1) and otherwise without
+	// effect: it bounds how many CertificateRequests cert-manager keeps,
+	// and certsync keeps none (the Git history is the record).
+	RevisionHistoryLimit int
 }
 
 // Key returns "namespace/name", the identity used in logs, commits and plans.
@@ -310,9 +351,10 @@ type DNS01Solver struct {
 }
 
 // SpecHash is a short digest of every field that shapes the issued
-// certificate (names, key, issuer, duration, isCA). A committed Secret
-// records it, so a later pass sees a changed spec without decrypting
-// anything.
+// certificate (names of every kind, subject, key, issuer, duration, isCA,
+// usages, name constraints). A committed Secret records it, so a later
+// pass sees a changed spec without decrypting anything. The Secret's
+// extra outputs are not in it (see OutputsHash).
 func (c *Certificate) SpecHash() string {
 	names := append([]string(nil), c.DNSNames...)
 	sort.Strings(names)
@@ -331,6 +373,10 @@ func (c *Certificate) SpecHash() string {
 	// what it was before the field existed (no re-issue on upgrade).
 	if c.IsCA {
 		h.Write([]byte("isCA=true\x00"))
+	}
+	for _, part := range c.requestParts() {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

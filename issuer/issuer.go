@@ -29,11 +29,24 @@ var ErrPermanent = errors.New("permanent")
 type Request struct {
 	// Name is "namespace/name" of the Certificate, for logs and errors.
 	Name string
-	// CSR carries the subject, the DNS names and the public key.
+	// CSR carries the subject, the SANs and the public key, and (see
+	// pki.CSR) the key usages, basic constraints for isCA and the name
+	// constraints as extensions; pki.ApplyRequested reads those and the
+	// otherName SANs into a certificate template.
 	CSR *x509.CertificateRequest
 	// DNSNames repeats CSR.DNSNames in declaration order; issuers use it to
 	// pick a challenge solver per name.
 	DNSNames []string
+	// IPAddresses are the IP SANs as written (CSR.IPAddresses parsed);
+	// ACME issuers validate them as IP identifiers (RFC 8738, HTTP-01).
+	IPAddresses []string
+	// KeyUsage and ExtKeyUsage are the usages the Certificate asks for
+	// (pki.KeyUsages: spec.usages or cert-manager's default, plus cert
+	// sign for isCA), as cert-manager's CertificateRequest carries them in
+	// spec.usages: a signing CA uses them even when the CSR leaves them
+	// out (spec.encodeUsagesInRequest: false). ACME CAs choose their own.
+	KeyUsage    x509.KeyUsage
+	ExtKeyUsage []x509.ExtKeyUsage
 	// Labels are the Certificate's labels (solver matchLabels selectors).
 	Labels map[string]string
 	// Duration is the requested lifetime; issuers that cannot honour it

@@ -14,7 +14,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -114,23 +113,6 @@ func KeySpecOf(pub crypto.PublicKey) string {
 		return declared.Ed25519
 	}
 	return "unknown"
-}
-
-// CSR builds the certificate request for c, signed with key, as
-// cert-manager's ACME issuer does: subject CN when set, the dnsNames as SANs.
-func CSR(c *declared.Certificate, key crypto.Signer) (*x509.CertificateRequest, error) {
-	tmpl := &x509.CertificateRequest{
-		Subject:  pkix.Name{CommonName: c.CommonName},
-		DNSNames: c.DNSNames,
-	}
-	if tmpl.Subject.CommonName == "" && len(c.DNSNames) == 0 {
-		return nil, errors.New("certificate request has no names")
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		return nil, fmt.Errorf("create certificate request: %w", err)
-	}
-	return x509.ParseCertificateRequest(der)
 }
 
 // ParseChain reads every CERTIFICATE block of a PEM bundle, leaf first.

@@ -455,6 +455,12 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 	if err != nil {
 		return nil, nil, Issued{}, err
 	}
+	// Before the order: a keystore password that cannot be read must not
+	// cost a certificate, nor back it off (committing the Secret fixes it).
+	passwords, err := keystorePasswords(ctx, issuers.secrets, c)
+	if err != nil {
+		return nil, nil, Issued{}, fmt.Errorf("%w: keystores: %w", errNotOrdered, err)
+	}
 	key, err := r.privateKey(ctx, p, a)
 	if err != nil {
 		return nil, nil, Issued{}, err
@@ -465,6 +471,10 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 	}
 	req := issuer.Request{Name: c.Key(), CSR: csr, DNSNames: c.DNSNames, Labels: c.Labels, Duration: c.Duration, IsCA: c.IsCA,
 		Signer: key} // only a selfSigned issuer uses it
+	req.IPAddresses = c.IPAddresses
+	if req.KeyUsage, req.ExtKeyUsage, err = pki.KeyUsages(c); err != nil {
+		return nil, nil, Issued{}, fmt.Errorf("%w: %w", issuer.ErrPermanent, err)
+	}
 	req.Replaces = r.replaces(ctx, p, a)
 	cert, err := iss.Issue(ctx, req)
 	if err != nil {
@@ -492,7 +502,10 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 		return nil, nil, Issued{}, err
 	}
 	now := r.cfg.Clock()
-	secret := render.TLSSecret(render.TLS{Certificate: c, Issued: cert, KeyPEM: keyPEM, IssuedAt: now, Reason: a.Reason, Window: window})
+	secret, err := render.TLSSecret(render.TLS{Certificate: c, Issued: cert, KeyPEM: keyPEM, IssuedAt: now, Reason: a.Reason, Window: window, Passwords: passwords})
+	if err != nil {
+		return nil, nil, Issued{}, fmt.Errorf("issued serial %s but could not render its Secret: %w", pki.Serial(cert.Leaf), err)
+	}
 	// Issued and paid for: encrypt it even if the pass is being stopped.
 	content, err := r.encryptSecret(context.WithoutCancel(ctx), p, a.Path, secret)
 	if err != nil {

@@ -561,6 +561,10 @@ func reissueReason(c *declared.Certificate, rec *committed.Certificate) (ActionK
 		return Reissue, fmt.Sprintf("private key changed: %s → %s", rec.PrivateKey, c.PrivateKey)
 	case rec.SpecHash != c.SpecHash():
 		return Reissue, "spec changed since issuance (a field that shapes the certificate: commonName, duration, isCA, ...)"
+	case rec.OutputsHash != c.OutputsHash():
+		// The extra keys are rendered at issuance only: re-issued, not
+		// re-rendered (a re-render needs an action of its own).
+		return Reissue, "additionalOutputFormats or keystores changed since issuance"
 	}
 	return "", ""
 }

@@ -3,12 +3,15 @@
 //
 // The Secret is byte-for-byte cert-manager's shape: type kubernetes.io/tls,
 // tls.crt (leaf then chain), tls.key, ca.crt when the issuer knows the root,
-// the cert-manager.io/* annotations, the labels of spec.secretTemplate, plus
-// certsync's own plaintext annotations (package committed) that let later
-// passes plan without decrypting.
+// the additional output formats (tls-combined.pem, key.der) and keystores
+// (keystore.p12, keystore.jks and their truststores) the Certificate asks
+// for (outputs.go), the cert-manager.io/* annotations, the labels of
+// spec.secretTemplate, plus certsync's own plaintext annotations (package
+// committed) that let later passes plan without decrypting.
 package render
 
 import (
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"time"
@@ -34,10 +37,15 @@ type TLS struct {
 	Reason string
 	// Window is the CA's renewal window, nil when it gave none.
 	Window *issuer.RenewalWindow
+	// Passwords are the keystore passwords, when the Certificate asks
+	// for keystores (spec.keystores).
+	Passwords Passwords
 }
 
-// TLSSecret renders the Secret for one issued certificate.
-func TLSSecret(in TLS) *corev1.Secret {
+// TLSSecret renders the Secret for one issued certificate, with the
+// additional output formats and keystores its Certificate asks for (see
+// outputs). Its errors never quote key material or passwords.
+func TLSSecret(in TLS) (*corev1.Secret, error) {
 	c, leaf := in.Certificate, in.Issued.Leaf
 	labels := map[string]string{}
 	maps.Copy(labels, c.SecretTemplate.Labels)
@@ -50,8 +58,8 @@ func TLSSecret(in TLS) *corev1.Secret {
 		committed.AnnotationCMCertificateName: c.Name,
 		committed.AnnotationCMCommonName:      leaf.Subject.CommonName,
 		committed.AnnotationCMAltNames:        committed.JoinList(leaf.DNSNames),
-		committed.AnnotationCMIPSANs:          "",
-		committed.AnnotationCMURISANs:         "",
+		committed.AnnotationCMIPSANs:          committed.JoinList(ipStrings(leaf)),
+		committed.AnnotationCMURISANs:         committed.JoinList(uriStrings(leaf)),
 		committed.AnnotationCMIssuerName:      c.IssuerRef.Name,
 		committed.AnnotationCMIssuerKind:      c.IssuerRef.Kind,
 		committed.AnnotationCMIssuerGroup:     c.IssuerRef.Group,
@@ -66,6 +74,28 @@ func TLSSecret(in TLS) *corev1.Secret {
 		committed.AnnotationIssuedAt:    committed.FormatTime(in.IssuedAt),
 		committed.AnnotationReason:      in.Reason,
 	})
+	// cert-manager's annotations written only when the certificate has
+	// the value (AnnotationsForCertificate).
+	for k, v := range map[string][]string{
+		committed.AnnotationCMEmailSANs:                  leaf.EmailAddresses,
+		committed.AnnotationCMSubjectOrganizations:       leaf.Subject.Organization,
+		committed.AnnotationCMSubjectOrganizationalUnits: leaf.Subject.OrganizationalUnit,
+		committed.AnnotationCMSubjectCountries:           leaf.Subject.Country,
+		committed.AnnotationCMSubjectProvinces:           leaf.Subject.Province,
+		committed.AnnotationCMSubjectLocalities:          leaf.Subject.Locality,
+		committed.AnnotationCMSubjectPostalCodes:         leaf.Subject.PostalCode,
+		committed.AnnotationCMSubjectStreetAddresses:     leaf.Subject.StreetAddress,
+	} {
+		if len(v) > 0 {
+			ann[k] = committed.JoinList(v)
+		}
+	}
+	if leaf.Subject.SerialNumber != "" {
+		ann[committed.AnnotationCMSubjectSerialNumber] = leaf.Subject.SerialNumber
+	}
+	if h := c.OutputsHash(); h != "" {
+		ann[committed.AnnotationOutputsHash] = h
+	}
 	if in.Window != nil {
 		ann[committed.AnnotationRenewalWindowStart] = committed.FormatTime(in.Window.Start)
 		ann[committed.AnnotationRenewalWindowEnd] = committed.FormatTime(in.Window.End)
@@ -77,6 +107,9 @@ func TLSSecret(in TLS) *corev1.Secret {
 	if len(in.Issued.CAPEM) > 0 {
 		data["ca.crt"] = in.Issued.CAPEM
 	}
+	if err := outputs(c, data, in.Passwords, in.IssuedAt); err != nil {
+		return nil, fmt.Errorf("render Secret %s/%s: %w", c.Namespace, c.SecretName, err)
+	}
 	return &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -85,7 +118,25 @@ func TLSSecret(in TLS) *corev1.Secret {
 		},
 		Type: corev1.SecretTypeTLS,
 		Data: data,
+	}, nil
+}
+
+// ipStrings and uriStrings are the certificate's IP and URI SANs as
+// cert-manager writes them in its annotations.
+func ipStrings(leaf *x509.Certificate) []string {
+	out := make([]string, 0, len(leaf.IPAddresses))
+	for _, ip := range leaf.IPAddresses {
+		out = append(out, ip.String())
 	}
+	return out
+}
+
+func uriStrings(leaf *x509.Certificate) []string {
+	out := make([]string, 0, len(leaf.URIs))
+	for _, u := range leaf.URIs {
+		out = append(out, u.String())
+	}
+	return out
 }
 
 // AccountSecret renders an ACME account key as cert-manager stores it: an

@@ -34,8 +34,11 @@ func TestTLSSecretIsCertManagers(t *testing.T) {
 	leaf, _ := x509.ParseCertificate(der)
 	keyPEM, _ := pki.MarshalKey(key, "PKCS1")
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	s := TLSSecret(TLS{Certificate: c, Issued: &issuer.Certificate{ChainPEM: chain, CAPEM: chain, Leaf: leaf}, KeyPEM: keyPEM, IssuedAt: now, Reason: "no Secret committed",
+	s, err := TLSSecret(TLS{Certificate: c, Issued: &issuer.Certificate{ChainPEM: chain, CAPEM: chain, Leaf: leaf}, KeyPEM: keyPEM, IssuedAt: now, Reason: "no Secret committed",
 		Window: &issuer.RenewalWindow{Start: now.Add(60 * 24 * time.Hour), End: now.Add(61 * 24 * time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if s.Type != corev1.SecretTypeTLS || len(s.Data["tls.crt"]) == 0 || len(s.Data["tls.key"]) == 0 || len(s.Data["ca.crt"]) == 0 {
 		t.Fatalf("not a kubernetes.io/tls Secret with tls.crt, tls.key, ca.crt: %s %v", s.Type, s.Data)

@@ -1,8 +1,11 @@
 package render
 
 import (
+	"bytes"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -57,6 +60,10 @@ func Verify(s *corev1.Secret, rec committed.Certificate) error {
 		{committed.AnnotationRenewalWindowEnd, committed.FormatTime(rec.RenewalWindowEnd), committed.FormatTime(inFile.RenewalWindowEnd)},
 		{committed.AnnotationCMCommonName, rec.CommonName, inFile.CommonName},
 		{committed.AnnotationCMAltNames, committed.JoinList(rec.DNSNames), committed.JoinList(inFile.DNSNames)},
+		{committed.AnnotationCMIPSANs, committed.JoinList(rec.IPAddresses), committed.JoinList(inFile.IPAddresses)},
+		{committed.AnnotationCMURISANs, committed.JoinList(rec.URIs), committed.JoinList(inFile.URIs)},
+		{committed.AnnotationCMEmailSANs, committed.JoinList(rec.EmailAddresses), committed.JoinList(inFile.EmailAddresses)},
+		{committed.AnnotationOutputsHash, rec.OutputsHash, inFile.OutputsHash},
 		{committed.AnnotationCMIssuerName, rec.IssuerName, inFile.IssuerName},
 		{committed.AnnotationCMIssuerKind, rec.IssuerKind, inFile.IssuerKind},
 	} {
@@ -79,6 +86,19 @@ func Verify(s *corev1.Secret, rec committed.Certificate) error {
 	if !sameSet(rec.DNSNames, leaf.DNSNames) {
 		bad = append(bad, fmt.Sprintf("dnsNames: metadata says %q, the certificate has %q", committed.JoinList(rec.DNSNames), committed.JoinList(leaf.DNSNames)))
 	}
+	for _, f := range []struct {
+		name          string
+		recorded, has []string
+	}{
+		{"ipAddresses", normalIPs(rec.IPAddresses), ipStrings(leaf)},
+		{"uris", rec.URIs, uriStrings(leaf)},
+		{"emailAddresses", rec.EmailAddresses, leaf.EmailAddresses},
+	} {
+		if !sameSet(f.recorded, f.has) {
+			bad = append(bad, fmt.Sprintf("%s: metadata says %q, the certificate has %q", f.name, committed.JoinList(f.recorded), committed.JoinList(f.has)))
+		}
+	}
+	bad = append(bad, checkOutputs(s.Data)...)
 	key, err := pki.ParseKey(s.Data[corev1.TLSPrivateKeyKey])
 	switch {
 	case err != nil:
@@ -87,6 +107,35 @@ func Verify(s *corev1.Secret, rec committed.Certificate) error {
 		bad = append(bad, "tls.key: does not belong to the certificate in tls.crt")
 	}
 	return mismatch(rec, bad)
+}
+
+// checkOutputs checks the additional output formats the Secret holds
+// against tls.key and tls.crt; keystores are password-protected and left
+// alone. It never quotes their content.
+func checkOutputs(data map[string][]byte) []string {
+	var bad []string
+	if v, ok := data[KeyCombinedPEM]; ok && !bytes.Equal(v, bytes.Join([][]byte{data[corev1.TLSPrivateKeyKey], data[corev1.TLSCertKey]}, []byte("\n"))) {
+		bad = append(bad, KeyCombinedPEM+": is not tls.key followed by tls.crt")
+	}
+	if v, ok := data[KeyDER]; ok {
+		block, _ := pem.Decode(data[corev1.TLSPrivateKeyKey])
+		if block == nil || !bytes.Equal(v, block.Bytes) {
+			bad = append(bad, KeyDER+": is not the key of tls.key")
+		}
+	}
+	return bad
+}
+
+// normalIPs writes IP addresses as net.IP.String does.
+func normalIPs(ips []string) []string {
+	out := make([]string, 0, len(ips))
+	for _, s := range ips {
+		if ip := net.ParseIP(s); ip != nil {
+			s = ip.String()
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func mismatch(rec committed.Certificate, bad []string) error {

@@ -45,8 +45,11 @@ func fixture(t *testing.T) (*corev1.Secret, committed.Certificate) {
 		t.Fatal(err)
 	}
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	s := TLSSecret(TLS{Certificate: c, Issued: &issuer.Certificate{ChainPEM: chain, Leaf: leaf}, KeyPEM: keyPEM,
+	s, err := TLSSecret(TLS{Certificate: c, Issued: &issuer.Certificate{ChainPEM: chain, Leaf: leaf}, KeyPEM: keyPEM,
 		IssuedAt: now, Reason: "no Secret committed"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := Marshal(s)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 // credential is checked before the order is placed, so a refused provider
 // or a missing Secret costs the CA nothing.
 func (i *Issuer) Issue(ctx context.Context, req issuer.Request) (*issuer.Certificate, error) {
-	p, err := planSolvers(i.acme, req.DNSNames, req.Labels, i.cfg.HTTP01 != nil)
+	// IP identifiers (RFC 8738) are planned with the names: HTTP-01 only.
+	p, err := planSolvers(i.acme, append(slices.Clone(req.DNSNames), req.IPAddresses...), req.Labels, i.cfg.HTTP01 != nil)
 	if err != nil {
 		return nil, err
 	}

@@ -35,11 +35,11 @@ func key(t *testing.T, alg string, size int) crypto.Signer {
 // request is what the reconciler sends for a Certificate.
 func request(t *testing.T, k crypto.Signer, cn string, isCA bool, d time.Duration, dns ...string) issuer.Request {
 	t.Helper()
-	csr, err := pki.CSR(&declared.Certificate{CommonName: cn, DNSNames: dns}, k)
+	csr, err := pki.CSR(&declared.Certificate{CommonName: cn, DNSNames: dns, IsCA: isCA}, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return issuer.Request{Name: "ns/" + cn, CSR: csr, DNSNames: dns, Duration: d, IsCA: isCA, Signer: k}
+	return issuer.Request{Name: "ns/" + cn, CSR: csr, DNSNames: dns, Duration: d, IsCA: isCA, Signer: k, KeyUsage: defaultUsage(isCA)}
 }
 
 // secrets is an issuer.SecretGetter over Secrets in memory, failing as
@@ -373,11 +373,21 @@ func TestCAKeepsTheSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := iss.Issue(context.Background(), issuer.Request{Name: "ns/svc", CSR: csr, Signer: k})
+	got, err := iss.Issue(context.Background(), issuer.Request{Name: "ns/svc", CSR: csr, Signer: k, KeyUsage: defaultUsage(false)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Leaf.RawSubject, csr.RawSubject) {
 		t.Errorf("subject %q, want %q", got.Leaf.Subject, csr.Subject)
 	}
+}
+
+// defaultUsage is what the reconciler asks for a Certificate without
+// spec.usages (pki.KeyUsages): cert-manager's defaults.
+func defaultUsage(isCA bool) x509.KeyUsage {
+	u := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	if isCA {
+		u |= x509.KeyUsageCertSign
+	}
+	return u
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/certsync/certsync/issuer"
+	"github.com/certsync/certsync/pki"
 )
 
 // DefaultDuration is the lifetime of a certificate whose request names
@@ -33,9 +34,10 @@ type urls struct {
 
 // template is the certificate cert-manager would make of a request: the
 // CSR's subject and SANs, a random 128-bit serial, notBefore now and
-// notAfter after the requested duration, the default key usages (digital
-// signature and key encipherment, plus cert sign for a CA; no extended
-// key usage), basic constraints, and a subject key identifier.
+// notAfter after the requested duration, the requested usages (by default
+// cert-manager's: digital signature and key encipherment, plus cert sign
+// for a CA; no extended key usage), basic constraints, name constraints,
+// and a subject key identifier.
 func template(req issuer.Request, now time.Time, u urls) (*x509.Certificate, error) {
 	csr := req.CSR
 	if csr == nil {
@@ -56,29 +58,36 @@ func template(req issuer.Request, now time.Time, u urls) (*x509.Certificate, err
 	if duration <= 0 {
 		duration = DefaultDuration
 	}
-	usage := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-	if req.IsCA {
-		usage |= x509.KeyUsageCertSign
-	}
-	return &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               csr.Subject,
-		RawSubject:            csr.RawSubject,
-		PublicKey:             csr.PublicKey,
-		DNSNames:              csr.DNSNames,
-		IPAddresses:           csr.IPAddresses,
-		URIs:                  csr.URIs,
-		EmailAddresses:        csr.EmailAddresses,
-		NotBefore:             now,
-		NotAfter:              now.Add(duration),
-		KeyUsage:              usage,
+	tmpl := &x509.Certificate{
+		SerialNumber:   serial,
+		Subject:        csr.Subject,
+		RawSubject:     csr.RawSubject,
+		PublicKey:      csr.PublicKey,
+		DNSNames:       csr.DNSNames,
+		IPAddresses:    csr.IPAddresses,
+		URIs:           csr.URIs,
+		EmailAddresses: csr.EmailAddresses,
+		NotBefore:      now,
+		NotAfter:       now.Add(duration),
+		// The usages the Certificate asks for (pki.KeyUsages: spec.usages
+		// or cert-manager's defaults, cert sign for a CA); usages [server
+		// auth] legitimately sets no key usage bit.
+		KeyUsage:              req.KeyUsage,
+		ExtKeyUsage:           req.ExtKeyUsage,
 		BasicConstraintsValid: true,
 		IsCA:                  req.IsCA,
 		SubjectKeyId:          ski,
 		CRLDistributionPoints: u.crl,
 		OCSPServer:            u.ocsp,
 		IssuingCertificateURL: u.issuing,
-	}, nil
+	}
+	// What the CSR requests on top (usages encoded in the request, basic
+	// constraints, name constraints, otherNames in the SAN extension), as
+	// cert-manager's CertificateTemplateFromCSR copies them.
+	if err := pki.ApplyRequested(tmpl, csr); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", issuer.ErrPermanent, req.Name, err)
+	}
+	return tmpl, nil
 }
 
 // sign creates the certificate and parses it back.
