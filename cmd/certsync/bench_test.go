@@ -108,7 +108,10 @@ spec:
 		der, _ := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
 		leaf, _ := x509.ParseCertificate(der)
 		keyPEM, _ := pki.MarshalKey(key, c.PrivateKey.Encoding)
-		s := render.TLSSecret(render.TLS{Certificate: c, Issued: &issuer.Certificate{ChainPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Leaf: leaf}, KeyPEM: keyPEM, IssuedAt: now, Reason: "bench"})
+		s, err := render.TLSSecret(render.TLS{Certificate: c, Issued: &issuer.Certificate{ChainPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Leaf: leaf}, KeyPEM: keyPEM, IssuedAt: now, Reason: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
 		plain, _ := render.Marshal(s)
 		path := committed.SecretPath("default", ns, c.SecretName)
 		content, err := enc.Encrypt(context.Background(), path, plain)
