@@ -23,6 +23,9 @@ func parseCertificate(d *document) (Certificate, error) {
 		return Certificate{}, err
 	}
 	d.name, d.namespace = raw.Metadata.Name, namespaceOrDefault(raw.Metadata.Namespace)
+	if err := d.checkKnown(&raw); err != nil {
+		return Certificate{}, err
+	}
 	if err := validateObjectName(d, raw.Metadata.Name, raw.Metadata.Namespace); err != nil {
 		return Certificate{}, err
 	}

@@ -24,6 +24,9 @@ func parseIssuer(d *document, kind string) (Issuer, error) {
 		d.namespace = namespaceOrDefault(raw.Metadata.Namespace)
 		iss.Namespace = d.namespace
 	}
+	if err := d.checkKnown(&raw); err != nil {
+		return iss, err
+	}
 	if err := validateObjectName(d, raw.Metadata.Name, iss.Namespace); err != nil {
 		return iss, err
 	}
