@@ -147,6 +147,89 @@ func TestOwnershipIsPerInstance(t *testing.T) {
 	}
 }
 
+// A Secret restore created is taken over by the next Apply as if Apply
+// had made it: a field that apply leaves out is removed, the fields end
+// up owned by certsync's apply alone, and applying again writes nothing.
+func TestCreateThenApply(t *testing.T) {
+	ctx := context.Background()
+	c, raw := client(t)
+	s := tlsSecret("restored-tls")
+	s.Data["ca.crt"] = []byte("root")
+	s.Labels["team"] = "shop"
+	if err := c.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, s); !errors.Is(err, ErrExists) {
+		t.Fatalf("creating it again: %v, want ErrExists", err)
+	}
+	created, err := c.Get(ctx, "shop", "restored-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Labels[ManagedByLabel] != ManagedByValue || created.Labels[InstanceLabel] != testOwner.Instance() ||
+		created.Annotations[AppliedHashAnnotation] != DataHash(s.Type, s.Data) || created.Annotations[OwnerAnnotation] != testOwner.String() {
+		t.Fatalf("created Secret lacks what Apply records: %+v", created.ObjectMeta)
+	}
+	if obs := observe(t, c)["shop/restored-tls"]; obs.Name == "" || obs.Drifted {
+		t.Fatalf("created Secret observed as %+v", obs)
+	}
+
+	renewed := tlsSecret("restored-tls") // the issuer no longer sends ca.crt; the label left secretTemplate
+	renewed.Data["tls.crt"] = []byte("renewed")
+	if err := c.Apply(ctx, renewed); err != nil {
+		t.Fatal(err)
+	}
+	live, err := c.Get(ctx, "shop", "restored-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := live.Data["ca.crt"]; ok || live.Labels["team"] != "" || string(live.Data["tls.crt"]) != "renewed" {
+		t.Errorf("after apply: data keys %v, labels %v", keys(live.Data), live.Labels)
+	}
+	var managers []string
+	for _, m := range live.ManagedFields {
+		managers = append(managers, m.Manager+"/"+string(m.Operation))
+	}
+	if strings.Join(managers, ",") != FieldManager+"/Apply" {
+		t.Errorf("managed fields %v, want certsync/Apply only", managers)
+	}
+	if observe(t, c)["shop/restored-tls"].Drifted {
+		t.Error("applied Secret observed as drifted")
+	}
+	if err := c.Apply(ctx, renewed); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.Get(ctx, "shop", "restored-tls"); again.ResourceVersion != live.ResourceVersion {
+		t.Error("re-applying the same Secret wrote to the API server")
+	}
+
+	// Another field manager's edit is not taken over.
+	live.Labels["edited-by"] = "someone"
+	if _, err := raw.CoreV1().Secrets("shop").Update(ctx, live, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, renewed); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := c.Get(ctx, "shop", "restored-tls"); live.Labels["edited-by"] != "someone" {
+		t.Error("apply removed a label another manager set")
+	}
+
+	missing := tlsSecret("x")
+	missing.Namespace = "nowhere"
+	if err := c.Create(ctx, missing); err == nil || !strings.Contains(err.Error(), `namespace "nowhere" does not exist`) {
+		t.Errorf("create in a missing namespace: %v", err)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
 func TestMissingNamespace(t *testing.T) {
 	c, _ := client(t)
 	s := tlsSecret("x")

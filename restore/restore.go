@@ -11,8 +11,8 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,12 +45,19 @@ type Live struct {
 // Cluster is where Secrets are restored.
 type Cluster interface {
 	Apply(ctx context.Context, s *corev1.Secret) error
+	// Create makes a Secret the cluster does not hold, as Apply would
+	// have, for less work on the API server; it returns an error wrapping
+	// ErrExists when the Secret is there after all.
+	Create(ctx context.Context, s *corev1.Secret) error
 	// Live lists the certsync-owned Secrets of this agent.
 	Live(ctx context.Context) ([]Live, error)
 	// Namespaces reports which of names exist; Create makes one.
 	Namespaces(ctx context.Context, names []string) (map[string]bool, error)
 	CreateNamespace(ctx context.Context, name string) error
 }
+
+// ErrExists is wrapped by Cluster.Create when the Secret exists.
+var ErrExists = errors.New("Secret already exists")
 
 // Options shape a restore. Zero values are the defaults.
 type Options struct {
@@ -92,6 +99,12 @@ type Summary struct {
 // Run restores the Secrets of one cluster from tree. An error means the
 // restore could not start (the cluster unreachable); a Secret that could
 // not be restored is in Summary.Failed and the others carry on.
+//
+// Each file is read once where it can be: the path names the Secret, so
+// only the files of Secrets the cluster already holds are read up front
+// (their serial decides whether they are current); the others are read,
+// checked, decrypted and sent by the workers. Secrets the cluster does not
+// hold are created, the others applied.
 func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options) (Summary, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 16
@@ -109,9 +122,9 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 		have[l.Namespace+"/"+l.Name] = l
 	}
 
-	// Read the plaintext metadata first: it says which Secrets are
-	// already there (no decryption) and which namespaces are needed.
-	var todo []Outcome
+	// Decide from the paths and the plaintext metadata which Secrets are
+	// current (no decryption) and which namespaces are needed.
+	var todo []job
 	var failed []Outcome
 	namespaces := map[string]bool{}
 	prefix := committed.ClusterPrefix(opts.Cluster)
@@ -120,25 +133,29 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 			continue
 		}
 		out := Outcome{Path: path}
-		content, err := tree.ReadFile(path)
-		if err != nil {
-			out.Status, out.Err = Failed, err
-			failed = append(failed, out)
+		_, ns, name, ok := committed.ParseSecretPath(path)
+		l, held := have[ns+"/"+name]
+		if ok && !held {
+			// Read by a worker; committed.Read there checks the path
+			// matches the metadata.
+			out.Namespace, out.Name = ns, name
+			namespaces[ns] = true
+			todo = append(todo, job{Outcome: out, create: true})
 			continue
 		}
-		rec, err := committed.Read(path, content)
+		rec, err := readRecord(tree, path)
 		if err != nil {
 			out.Status, out.Err = Failed, err
 			failed = append(failed, out)
 			continue
 		}
 		out.Namespace, out.Name = rec.Namespace, rec.SecretName
-		if l, ok := have[out.Namespace+"/"+out.Name]; ok && l.Serial == rec.Serial && !l.Drifted {
+		if l.Serial == rec.Serial && !l.Drifted {
 			sum.Unchanged++
 			continue
 		}
 		namespaces[out.Namespace] = true
-		todo = append(todo, out)
+		todo = append(todo, job{Outcome: out})
 	}
 	total := len(todo) + len(failed) + sum.Unchanged
 	done := sum.Unchanged + len(failed)
@@ -155,7 +172,12 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 			return sum, fmt.Errorf("create namespace %s: %w", ns, err)
 		}
 		sum.CreatedNamespaces = append(sum.CreatedNamespaces, ns)
-		delete(namespaces, ns)
+	}
+	absent := map[string]bool{}
+	if !opts.CreateNamespaces {
+		for _, ns := range missing {
+			absent[ns] = true
+		}
 	}
 
 	var (
@@ -163,23 +185,18 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, opts.Concurrency)
 	)
-	for _, out := range todo {
-		if ns := out.Namespace; !opts.CreateNamespaces && slices.Contains(missing, ns) {
-			out.Status, out.Err = Failed, fmt.Errorf("namespace %s does not exist (create it, or run with --create-namespace)", ns)
-			failed = append(failed, out)
-			done++
-			report(opts.Progress, done, total)
-			continue
-		}
+	for _, j := range todo {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+			wg.Wait()
 			return sum, ctx.Err()
 		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := restoreOne(ctx, tree, dec, c, out.Path)
+			out := j.Outcome
+			err := restoreOne(ctx, tree, dec, c, j, absent)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -198,18 +215,54 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 	return sum, nil
 }
 
-func restoreOne(ctx context.Context, tree Tree, dec Decrypter, c Cluster, path string) error {
+// job is one Secret to restore; create is set when the cluster does not
+// hold it (then its file has not been read yet).
+type job struct {
+	Outcome
+	create bool
+}
+
+func readRecord(tree Tree, path string) (committed.Certificate, error) {
 	content, err := tree.ReadFile(path)
+	if err != nil {
+		return committed.Certificate{}, err
+	}
+	return committed.Read(path, content)
+}
+
+// restoreOne reads, checks, decrypts and sends one Secret. A Secret whose
+// namespace is absent fails after its metadata was checked, undecrypted.
+func restoreOne(ctx context.Context, tree Tree, dec Decrypter, c Cluster, j job, absent map[string]bool) error {
+	content, err := tree.ReadFile(j.Path)
 	if err != nil {
 		return err
 	}
-	plain, err := dec.Decrypt(ctx, path, content)
+	if j.create {
+		if _, err := committed.Read(j.Path, content); err != nil {
+			return err
+		}
+	}
+	if absent[j.Namespace] {
+		return fmt.Errorf("namespace %s does not exist (create it, or run with --create-namespace)", j.Namespace)
+	}
+	plain, err := dec.Decrypt(ctx, j.Path, content)
 	if err != nil {
 		return fmt.Errorf("decrypt: %w", err)
 	}
 	s, err := render.Parse(plain)
 	if err != nil {
 		return err
+	}
+	if j.create {
+		err = c.Create(ctx, s)
+		if !errors.Is(err, ErrExists) {
+			if err != nil {
+				return fmt.Errorf("create: %w", err)
+			}
+			return nil
+		}
+		// Not ours (another owner's Secret of that name) or made since
+		// the listing: apply, as for any Secret the cluster holds.
 	}
 	if err := c.Apply(ctx, s); err != nil {
 		return fmt.Errorf("apply: %w", err)

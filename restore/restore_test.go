@@ -51,13 +51,34 @@ type fakeCluster struct {
 	mu         sync.Mutex
 	live       []Live
 	namespaces map[string]bool
-	applied    []string
+	// foreign Secrets exist without being certsync's (not in live).
+	foreign map[string]bool
+	// applied and created are "namespace/name", created also listed in
+	// applied (both put the Secret in place).
+	applied, created []string
 }
 
 func (c *fakeCluster) Apply(_ context.Context, s *corev1.Secret) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.applied = append(c.applied, s.Namespace+"/"+s.Name)
+	return nil
+}
+
+func (c *fakeCluster) Create(_ context.Context, s *corev1.Secret) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := s.Namespace + "/" + s.Name
+	for _, l := range c.live {
+		if l.Namespace+"/"+l.Name == key {
+			return fmt.Errorf("create %s: the restore must apply Secrets the cluster holds", key)
+		}
+	}
+	if c.foreign[key] {
+		return fmt.Errorf("create Secret %s: %w", key, ErrExists)
+	}
+	c.applied = append(c.applied, key)
+	c.created = append(c.created, key)
 	return nil
 }
 func (c *fakeCluster) Live(context.Context) ([]Live, error) { return c.live, nil }
@@ -96,21 +117,30 @@ func TestRun(t *testing.T) {
 	}
 	p, c := secretFile("shop", "other-cluster-tls", "05")
 	tree[strings.Replace(p, "/prod/", "/staging/", 1)] = c
+	_, c = secretFile("shop", "web-tls", "06") // moved by hand: its metadata names another Secret
+	tree[committed.SecretPath("prod", "shop", "moved-tls")] = c
 
 	tests := []struct {
 		name           string
 		live           []Live
 		namespaces     map[string]bool
 		create         bool
+		foreign        map[string]bool
 		wantApplied    []string
+		wantCreated    []string
 		wantUnchanged  int
 		wantFailed     []string // substrings, one per failure
 		wantNamespaces []string
 	}{
 		{name: "empty cluster, namespaces missing: reported, nothing created",
-			namespaces: map[string]bool{}, wantFailed: []string{"namespace billing does not exist", "namespace shop does not exist", "namespace shop does not exist", "namespace shop does not exist"}},
+			namespaces: map[string]bool{}, wantFailed: []string{"namespace billing does not exist", "namespace shop does not exist", "namespace shop does not exist", "does not match the path", "namespace shop does not exist"}},
 		{name: "empty cluster, --create-namespace", namespaces: map[string]bool{}, create: true,
-			wantApplied: []string{"billing/pay-tls", "shop/api-tls", "shop/web-tls"}, wantFailed: []string{"MAC mismatch"}, wantNamespaces: []string{"billing", "shop"}},
+			wantApplied: []string{"billing/pay-tls", "shop/api-tls", "shop/web-tls"}, wantCreated: []string{"billing/pay-tls", "shop/api-tls", "shop/web-tls"},
+			wantFailed: []string{"MAC mismatch", "does not match the path"}, wantNamespaces: []string{"billing", "shop"}},
+		{name: "a Secret someone else made under that name is applied over",
+			namespaces: map[string]bool{"shop": true, "billing": true}, foreign: map[string]bool{"shop/web-tls": true},
+			wantApplied: []string{"billing/pay-tls", "shop/api-tls", "shop/web-tls"}, wantCreated: []string{"billing/pay-tls", "shop/api-tls"},
+			wantFailed: []string{"MAC mismatch", "does not match the path"}},
 		{name: "current Secrets are left alone; stale and edited ones re-applied",
 			namespaces: map[string]bool{"shop": true, "billing": true},
 			live: []Live{
@@ -118,16 +148,16 @@ func TestRun(t *testing.T) {
 				{Namespace: "shop", Name: "api-tls", Serial: "00"},                   // older certificate
 				{Namespace: "billing", Name: "pay-tls", Serial: "03", Drifted: true}, // edited in the cluster
 			},
-			wantApplied: []string{"billing/pay-tls", "shop/api-tls"}, wantUnchanged: 1, wantFailed: []string{"MAC mismatch"}},
+			wantApplied: []string{"billing/pay-tls", "shop/api-tls"}, wantUnchanged: 1, wantFailed: []string{"MAC mismatch", "does not match the path"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &fakeCluster{live: tt.live, namespaces: tt.namespaces}
+			c := &fakeCluster{live: tt.live, namespaces: tt.namespaces, foreign: tt.foreign}
 			calls := 0
 			sum, err := Run(context.Background(), tree, plainDecrypter{}, c, Options{Cluster: "prod", CreateNamespaces: tt.create, Progress: func(done, total int) {
 				calls++
-				if total != 4 || done > total {
-					t.Errorf("progress %d/%d, want x/4", done, total)
+				if total != 5 || done > total {
+					t.Errorf("progress %d/%d, want x/5", done, total)
 				}
 			}})
 			if err != nil {
@@ -136,6 +166,10 @@ func TestRun(t *testing.T) {
 			sort.Strings(c.applied)
 			if strings.Join(c.applied, " ") != strings.Join(tt.wantApplied, " ") || sum.Applied != len(tt.wantApplied) {
 				t.Errorf("applied %v (summary %d), want %v", c.applied, sum.Applied, tt.wantApplied)
+			}
+			sort.Strings(c.created)
+			if strings.Join(c.created, " ") != strings.Join(tt.wantCreated, " ") {
+				t.Errorf("created %v, want %v", c.created, tt.wantCreated)
 			}
 			if sum.Unchanged != tt.wantUnchanged {
 				t.Errorf("unchanged %d, want %d", sum.Unchanged, tt.wantUnchanged)

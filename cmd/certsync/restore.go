@@ -8,7 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
+	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,6 +49,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(stderr, "certsync restore: no age key: restoring decrypts every Secret (--age-key-file, SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
 		return 2
 	}
+	defer capMemory(restoreMemoryBudget)()
 	repo, err := openRepo(ctx, o, getenv, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: %v\n", err)
@@ -89,6 +93,31 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stderr, "  - %s (%s/%s): %v\n", f.Path, f.Namespace, f.Name, f.Err)
 	}
 	return 1
+}
+
+// restoreMemoryBudget is the memory a restore may take beyond what the
+// process holds when it starts. What a restore keeps is small (the
+// repository's index, the files in flight); decryption makes garbage at a
+// high rate, which the default GC pacing lets grow to twice the live heap.
+// Capped, a restore of 10,000 Secrets peaked at about 60 MB of anonymous
+// memory instead of 75 MB (BenchmarkRestore10k), for a few percent more
+// CPU spent collecting.
+const restoreMemoryBudget = 48 << 20
+
+// capMemory sets the Go runtime's soft memory limit to what the process
+// uses now plus budget, unless a limit is set already (GOMEMLIMIT); the
+// returned function puts the previous limit back. Soft: a heap that
+// needs more gets it, collected more often.
+func capMemory(budget int64) (undo func()) {
+	prev := debug.SetMemoryLimit(-1)
+	if prev != math.MaxInt64 {
+		return func() {}
+	}
+	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(sample)
+	used := int64(sample[0].Value.Uint64() - sample[1].Value.Uint64())
+	debug.SetMemoryLimit(used + budget)
+	return func() { debug.SetMemoryLimit(prev) }
 }
 
 // treeDecrypter opens the files of tree with the agent's identities,
@@ -153,6 +182,14 @@ func (p *progressLine) finish() {
 type restoreCluster struct{ c *cluster.Client }
 
 func (r restoreCluster) Apply(ctx context.Context, s *corev1.Secret) error { return r.c.Apply(ctx, s) }
+
+func (r restoreCluster) Create(ctx context.Context, s *corev1.Secret) error {
+	err := r.c.Create(ctx, s)
+	if errors.Is(err, cluster.ErrExists) {
+		return fmt.Errorf("%w: %w", restore.ErrExists, err)
+	}
+	return err
+}
 
 func (r restoreCluster) Live(ctx context.Context) ([]restore.Live, error) {
 	obs, err := r.c.Observe(ctx, nil)
