@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/certsync/certsync/internal/testbed"
 )
@@ -127,20 +125,8 @@ func TestSignedCommitsVerify(t *testing.T) {
 // sshKey writes the OpenSSH private key and an allowed-signers file.
 func sshKey(t *testing.T, dir string, priv any) ([]byte, []string) {
 	t.Helper()
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	allowed := filepath.Join(dir, "allowed_signers")
-	line := `certsync@example.com namespaces="git" ` + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + "\n"
-	if err := os.WriteFile(allowed, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(block), []string{"SSH_ALLOWED=" + allowed}
+	key, allowed := testbed.SSHSigningKey(t, dir, priv)
+	return key, []string{"SSH_ALLOWED=" + allowed}
 }
 
 // verifyArgs turns the test's environment into git -c options.

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,14 +84,7 @@ func TestPrivateCABootstrap(t *testing.T) {
 
 	// Before pass 1, status says the leaf waits for its CA (not that it
 	// failed) and the root is due.
-	var sout, serr bytes.Buffer
-	if code := run(context.Background(), append([]string{"status", "-o", "json"}, b.args...), func(k string) string { return b.env[k] }, &sout, &serr); code != 0 {
-		t.Fatalf("status: exit %d\n%s\n%s", code, sout.String(), serr.String())
-	}
-	var status statusJSON
-	if err := json.Unmarshal(sout.Bytes(), &status); err != nil {
-		t.Fatal(err)
-	}
+	status := b.status(t)
 	for _, row := range status.Certificates {
 		if want := map[bool]string{true: "Due", false: "Waiting"}[row.Namespace == "cert-manager"]; row.State != want {
 			t.Errorf("status of %s/%s: %s, want %s (%s)", row.Namespace, row.Name, row.State, want, row.Reason)

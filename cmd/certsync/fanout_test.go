@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"testing"
 
 	"filippo.io/age"
-	"golang.org/x/crypto/ssh"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certsync/certsync/committed"
@@ -241,14 +239,7 @@ delivery:
 		t.Fatalf("a second issuer pass must change nothing: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// status shows where each certificate goes, from Git alone.
-	var sout, serr bytes.Buffer
-	if code := run(context.Background(), append([]string{"status", "-o", "json"}, b.args...), func(k string) string { return b.env[k] }, &sout, &serr); code != 0 {
-		t.Fatalf("status: exit %d\n%s\n%s", code, sout.String(), serr.String())
-	}
-	var status statusJSON
-	if err := json.Unmarshal(sout.Bytes(), &status); err != nil {
-		t.Fatal(err)
-	}
+	status := b.status(t)
 	for _, row := range status.Certificates {
 		if !slices.Equal(row.Clusters, []string{"a", "b", "c"}) || row.State != "Ready" {
 			t.Errorf("status of %s/%s: clusters %v, state %s", row.Namespace, row.Name, row.Clusters, row.State)
@@ -260,23 +251,29 @@ delivery:
 }
 
 // sshSigningKey writes an SSH commit-signing key and the allowed-signers
-// file `git verify-commit` checks it with. Made at run time.
+// file `git verify-commit` checks it with.
 func sshSigningKey(t *testing.T, dir string) (keyFile, allowedSigners string) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile, allowedSigners = filepath.Join(dir, "signing-key"), filepath.Join(dir, "allowed_signers")
-	writeFile(t, keyFile, string(pem.EncodeToMemory(block)))
-	writeFile(t, allowedSigners, "certsync@localhost namespaces=\"git\" "+string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	key, allowedSigners := testbed.SSHSigningKey(t, dir, priv)
+	keyFile = filepath.Join(dir, "signing-key")
+	writeFile(t, keyFile, string(key))
 	return keyFile, allowedSigners
+}
+
+// status runs `certsync status -o json` against the bed's repository.
+func (b *bed) status(t *testing.T) statusJSON {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append([]string{"status", "-o", "json"}, b.args...), func(k string) string { return b.env[k] }, &out, &errb); code != 0 {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	var status statusJSON
+	if err := json.Unmarshal(out.Bytes(), &status); err != nil {
+		t.Fatal(err)
+	}
+	return status
 }

@@ -77,14 +77,7 @@ func TestCertificateFieldsEndToEnd(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "certificates", "shop", "store.yaml"), storeCert)
 	})
 
-	orders := b.acme.Orders()
-	code, out, errOut := b.run(t)
-	if code != 0 {
-		t.Fatalf("reconcile: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if got := b.acme.Orders() - orders; got != len(exampleCerts)+1 {
-		t.Errorf("orders: %d, want %d", got, len(exampleCerts)+1)
-	}
+	out, errOut := b.reconcileOrdering(t, len(exampleCerts)+1)
 
 	path := committed.SecretPath("default", "shop", "store-tls")
 	s := b.sopsDecrypt(t, path)
@@ -158,7 +151,7 @@ func TestCertificateFieldsEndToEnd(t *testing.T) {
 
 	// Nothing changed: nothing ordered, nothing committed.
 	head := b.head(t)
-	orders = b.acme.Orders()
+	orders := b.acme.Orders()
 	if code, out, errOut := b.run(t); code != 0 || b.acme.Orders() != orders || b.head(t) != head {
 		t.Fatalf("second run: exit %d, orders +%d, head moved %v\n%s\n%s", code, b.acme.Orders()-orders, b.head(t) != head, out, errOut)
 	}

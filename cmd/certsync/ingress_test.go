@@ -22,14 +22,7 @@ func TestIngressShimEndToEnd(t *testing.T) {
 	}
 	b := newBed(t, map[string]string{"ingress/blog.yaml": string(ingress)})
 	api := b.withCluster(t)
-	orders := b.acme.Orders()
-	code, out, errOut := b.run(t)
-	if code != 0 {
-		t.Fatalf("reconcile: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if got := b.acme.Orders() - orders; got != len(exampleCerts)+1 {
-		t.Errorf("orders: %d, want %d", got, len(exampleCerts)+1)
-	}
+	b.reconcileOrdering(t, len(exampleCerts)+1)
 	path := committed.SecretPath("default", "shop", "blog-tls")
 	s := b.sopsDecrypt(t, path)
 	checkTLSSecret(t, s, wantCert{"shop", "blog-tls", []string{"blog.shop.test"}, "ECDSA-256"}, b.acme)
@@ -43,8 +36,23 @@ func TestIngressShimEndToEnd(t *testing.T) {
 	if !equalData(live.Data, s.Data) {
 		t.Error("the applied Secret differs from Git")
 	}
-	orders = b.acme.Orders()
+	orders := b.acme.Orders()
 	if code, out, _ := b.run(t); code != 0 || b.acme.Orders() != orders || !strings.Contains(out, "Git is up to date") {
 		t.Fatalf("second run: exit %d, %d orders\n%s", code, b.acme.Orders()-orders, out)
 	}
+}
+
+// reconcileOrdering runs one pass that must succeed with exactly orders
+// orders at the CA, and returns what it printed.
+func (b *bed) reconcileOrdering(t *testing.T, orders int) (stdout, stderr string) {
+	t.Helper()
+	before := b.acme.Orders()
+	code, out, errOut := b.run(t)
+	if code != 0 {
+		t.Fatalf("reconcile: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := b.acme.Orders() - before; got != orders {
+		t.Errorf("orders: %d, want %d", got, orders)
+	}
+	return out, errOut
 }

@@ -95,20 +95,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := reviewRepo(t, tt.files)
 			code, out, errOut := runCLI("validate", dir)
-			if len(tt.want) == 0 {
-				if code != 0 || !strings.Contains(out, "ok: 1 certificate valid") {
-					t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-				}
-				return
-			}
-			if code != 1 {
-				t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
+			checkValidated(t, code, out, errOut, tt.want, "ok: 1 certificate valid")
 		})
 	}
 }
@@ -165,5 +152,25 @@ func TestPlanForPullRequests(t *testing.T) {
 	}
 	if code, out, errOut := runCLI("validate", dir); code != 0 || strings.Contains(out+errOut, "root:") {
 		t.Fatalf("symlink: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// checkValidated checks validate's result: exit 0 and okText when want is
+// empty, else exit 1 and every wanted line in the output.
+func checkValidated(t *testing.T, code int, out, errOut string, want []string, okText string) {
+	t.Helper()
+	if len(want) == 0 {
+		if code != 0 || !strings.Contains(out, okText) {
+			t.Fatalf("exit %d, want 0 (a valid repository)\n%s%s", code, out, errOut)
+		}
+		return
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
 	}
 }
