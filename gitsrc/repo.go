@@ -64,7 +64,7 @@ type Options struct {
 	// ProposalBranch, when set, is where commits go instead of Branch (a
 	// protected branch certsync reads but may not push to): see proposal.go.
 	ProposalBranch string
-	Logger *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Repo is one branch of one remote.
@@ -82,7 +82,7 @@ type Repo struct {
 	// proposalExists tells whether the last fetch found it.
 	proposal       plumbing.ReferenceName
 	proposalExists bool
-	ssh    bool // the URL is ssh://: dial with a deadline (see withTimeout)
+	ssh            bool // the URL is ssh://: dial with a deadline (see withTimeout)
 }
 
 const (
