@@ -27,9 +27,9 @@ type CommitSigner interface {
 // encrypted key; nil for none. Errors never quote the key.
 func NewCommitSigner(key, passphrase []byte) (CommitSigner, error) {
 	switch {
-	case bytes.Contains(key, []byte("BEGIN PGP PRIVATE KEY BLOCK")):
+	case bytes.Contains(key, []byte("PGP PRIVATE KEY BLOCK")):
 		return newOpenPGPSigner(key, passphrase)
-	case bytes.Contains(key, []byte("BEGIN OPENSSH PRIVATE KEY")):
+	case bytes.Contains(key, []byte("OPENSSH PRIVATE KEY")):
 		return newSSHSigner(key, passphrase)
 	}
 	return nil, errors.New("signing key: not an armored OpenPGP private key nor an OpenSSH private key")

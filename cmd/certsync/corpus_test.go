@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path"
@@ -81,6 +85,20 @@ var corpusGenerated = map[string]func(files map[string]string){
 	"secrettemplate-annotations-too-large": func(files map[string]string) {
 		files["certs/big-annotations.yaml"] = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  secretName: web-tls\n  dnsNames: [web.example.org]\n  issuerRef: {name: le, kind: ClusterIssuer}\n  secretTemplate:\n    annotations:\n      example.org/blob: " +
 			strings.Repeat("y", 256<<10) + "\n"
+	},
+	// A credential and a real private key committed in plaintext: the key
+	// is made here, never kept in testdata (no key is ever committed).
+	"plaintext-secret-data": func(files map[string]string) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			panic(err)
+		}
+		key := strings.ReplaceAll(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "\n", "\n    ")
+		files["credentials/do.yaml"] = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: do\n  namespace: cert-manager\ntype: Opaque\nstringData:\n  token: dop_v1_0123456789abcdef\n  tls.key: |\n    " + strings.TrimSpace(key) + "\n"
 	},
 	// 120 bad Certificates in one file: the first 100 are reported, then
 	// one line says the rest is unread (declared.MaxProblemsPerFile).

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -326,7 +327,7 @@ func TestCARefuses(t *testing.T) {
 	}{
 		{name: "no such Secret", secrets: secrets{}, permanent: true, want: "Secret cert-manager/root-ca is not in the repository"},
 		{name: "no tls.key", secrets: secrets{"cert-manager/root-ca": {"tls.crt": good["tls.crt"]}}, permanent: true, want: `no key "tls.key"`},
-		{name: "a malformed key", secrets: secrets{"cert-manager/root-ca": with("tls.key", []byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"))}, permanent: true, want: "tls.key: parse RSA PRIVATE KEY: malformed key"},
+		{name: "a malformed key", secrets: secrets{"cert-manager/root-ca": with("tls.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: []byte{0, 0, 0}}))}, permanent: true, want: "tls.key: parse RSA PRIVATE KEY: malformed key"},
 		{name: "no certificate", secrets: secrets{"cert-manager/root-ca": with("tls.crt", []byte("junk"))}, permanent: true, want: "tls.crt: no certificate"},
 		{name: "a key of another certificate", secrets: secrets{"cert-manager/root-ca": with("tls.key", otherKey)}, permanent: true, want: "tls.key is not the key of the first certificate in tls.crt"},
 		{name: "not a CA", secrets: secrets{"cert-manager/root-ca": tlsSecret(t, leaf, leafKey)}, permanent: true, want: "is not a CA: issue it with isCA: true"},
