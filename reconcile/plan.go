@@ -469,7 +469,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string,
 		case s.Corrupt[path] != nil:
 			why = "committed file failed verification"
 		case exposed(&other):
-			why = fmt.Sprintf("%s committed in plaintext (an older key)", exposedKeys(&other))
+			why = fmt.Sprintf("%s committed in plaintext", exposedKeys(&other))
 		case other.Serial != rec.Serial:
 			why = fmt.Sprintf("serial %s is behind %s", other.Serial, rec.Serial)
 		default:
