@@ -202,6 +202,15 @@ delivery:
 		t.Fatalf("restoring c with a's key: exit %d\n%s\n%s", code, rout.String(), rerr.String())
 	}
 
+	// A cluster certsync.yaml does not declare is refused by name.
+	rout.Reset()
+	rerr.Reset()
+	args = append(slices.Clone(b.args), "--cluster", "d", "--kubeconfig", apis["c"].Kubeconfig, "--age-key-file", keys["c"].file, "--cache-dir", filepath.Join(dir, "restore-d"))
+	if code = run(context.Background(), append([]string{"restore"}, args...), func(k string) string { return b.env[k] }, &rout, &rerr); code != 1 ||
+		!strings.Contains(rerr.String(), `cluster "d" is not declared in certsync.yaml (declared: a, b, c)`) {
+		t.Fatalf("restore of an undeclared cluster: exit %d\n%s\n%s", code, rout.String(), rerr.String())
+	}
+
 	// Cluster b is destroyed and rebuilt empty; the CA is unreachable.
 	apis["b"].Stop(t)
 	apis["b"] = testbed.StartAPIServer(t)

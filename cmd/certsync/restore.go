@@ -12,6 +12,8 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +22,7 @@ import (
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/reconcile"
 	"github.com/certsync/certsync/restore"
+	"github.com/certsync/certsync/settings"
 )
 
 // cmdRestore applies every Secret committed for --cluster, from Git
@@ -58,6 +61,10 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 	tree, err := repo.Fetch(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "certsync: fetch repository: %v\n", err)
+		return 1
+	}
+	if err := knownCluster(tree, o.Cluster); err != nil {
+		fmt.Fprintf(stderr, "certsync restore: %v\n", err)
 		return 1
 	}
 	dec, err := treeDecrypter(tree, identities, log)
@@ -209,4 +216,41 @@ func (r restoreCluster) Namespaces(ctx context.Context, names []string) (map[str
 
 func (r restoreCluster) CreateNamespace(ctx context.Context, name string) error {
 	return r.c.CreateNamespace(ctx, name)
+}
+
+// knownCluster refuses a restore of a cluster the repository does not
+// know: a misspelt --cluster would otherwise "restore" nothing and exit 0
+// while the real cluster stays empty.
+func knownCluster(tree reconcile.Tree, name string) error {
+	conf := settings.Settings{}
+	if content, err := tree.ReadFile(settings.Path); err == nil {
+		if conf, err = settings.Parse(content); err != nil {
+			return err
+		}
+	}
+	if len(conf.Clusters) > 0 && !conf.Has(name) {
+		return fmt.Errorf("cluster %q is not declared in %s (declared: %s): check --cluster", name, settings.Path, strings.Join(conf.Names(), ", "))
+	}
+	folders := map[string]bool{}
+	for _, p := range tree.Paths() {
+		if cluster, _, _, ok := committed.ParseSecretPath(p); ok {
+			if cluster == name {
+				return nil
+			}
+			folders[cluster] = true
+		}
+	}
+	if len(conf.Clusters) > 0 || len(folders) == 0 {
+		return nil // declared but nothing delivered yet, or an empty repository
+	}
+	return fmt.Errorf("nothing is committed for cluster %q (the repository has %s): check --cluster", name, strings.Join(sortedNames(folders), ", "))
+}
+
+func sortedNames(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -35,6 +35,10 @@ func TestRestoreFromGitAlone(t *testing.T) {
 		return code, out.String(), errb.String()
 	}
 
+	// A misspelt --cluster is an error, not an empty success.
+	if code, out, errOut := restoreCmd("--cluster", "prod"); code != 1 || !strings.Contains(errOut, `nothing is committed for cluster "prod" (the repository has default): check --cluster`) {
+		t.Fatalf("restore of an unknown cluster: exit %d\n%s\n%s", code, out, errOut)
+	}
 	code, out, errOut := restoreCmd()
 	if code != 1 || !strings.Contains(errOut, "namespace shop does not exist") || !strings.Contains(errOut, "--create-namespace") {
 		t.Fatalf("missing namespaces must be reported, not created: exit %d\n%s\n%s", code, out, errOut)
