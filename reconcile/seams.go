@@ -76,9 +76,11 @@ type RecipientLister interface {
 type NewEncrypter func(sopsConfig []byte) (Encrypter, error)
 
 // NewIssuer builds the issuer of a declared Issuer or ClusterIssuer.
-// accountKey is the ACME account key certsync keeps in the repository;
-// secrets resolves the manifest's *SecretRef fields (DNS-01 credentials,
-// EAB keys) from SOPS-encrypted Secrets in the repository.
+// accountKey is the ACME account key certsync keeps in the repository (nil
+// for selfSigned and ca issuers, which have no account); secrets resolves
+// the manifest's *SecretRef fields (DNS-01 credentials, EAB keys, a ca
+// issuer's key pair) from SOPS-encrypted Secrets in the repository and
+// certsync's own committed Secrets.
 type NewIssuer func(ctx context.Context, iss *declared.Issuer, accountKey crypto.Signer, secrets issuer.SecretGetter) (issuer.Issuer, error)
 
 // ObservedSecret is one certsync-owned Secret in the cluster.
