@@ -227,18 +227,7 @@ spec:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set := parseShims(File{Path: "ing.yaml", Content: []byte(tt.doc)})
-			if len(set.Problems) > 0 {
-				t.Fatalf("problems: %v", set.Problems)
-			}
-			if len(set.Certificates) != len(tt.want) {
-				t.Fatalf("got %d certificates, want %d: %+v", len(set.Certificates), len(tt.want), set.Certificates)
-			}
-			for i, want := range tt.want {
-				if got := set.Certificates[i]; !reflect.DeepEqual(got, want) {
-					t.Errorf("certificate %d:\n got %+v\nwant %+v", i, got, want)
-				}
-			}
+			checkShimCertificates(t, parseShims(File{Path: "ing.yaml", Content: []byte(tt.doc)}), tt.want)
 		})
 	}
 }
@@ -569,18 +558,7 @@ spec:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set := parseShims(File{Path: "gw.yaml", Content: []byte(tt.doc)})
-			if len(set.Problems) > 0 {
-				t.Fatalf("problems: %v", set.Problems)
-			}
-			if len(set.Certificates) != len(tt.want) {
-				t.Fatalf("got %d certificates, want %d: %+v", len(set.Certificates), len(tt.want), set.Certificates)
-			}
-			for i, want := range tt.want {
-				if got := set.Certificates[i]; !reflect.DeepEqual(got, want) {
-					t.Errorf("certificate %d:\n got %+v\nwant %+v", i, got, want)
-				}
-			}
+			checkShimCertificates(t, parseShims(File{Path: "gw.yaml", Content: []byte(tt.doc)}), tt.want)
 		})
 	}
 }
@@ -645,5 +623,21 @@ func TestIngressExample(t *testing.T) {
 	c := set.Certificates[0]
 	if c.IssuerRef.Name != "letsencrypt-staging" || c.IssuerRef.Kind != KindClusterIssuer || len(c.DNSNames) == 0 {
 		t.Errorf("certificate %+v", c)
+	}
+}
+
+// checkShimCertificates wants no problems and exactly the certificates want.
+func checkShimCertificates(t *testing.T, set Set, want []Certificate) {
+	t.Helper()
+	if len(set.Problems) > 0 {
+		t.Fatalf("problems: %v", set.Problems)
+	}
+	if len(set.Certificates) != len(want) {
+		t.Fatalf("got %d certificates, want %d: %+v", len(set.Certificates), len(want), set.Certificates)
+	}
+	for i, w := range want {
+		if got := set.Certificates[i]; !reflect.DeepEqual(got, w) {
+			t.Errorf("certificate %d:\n got %+v\nwant %+v", i, got, w)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -156,9 +155,7 @@ func cmdValidate(ctx context.Context, args []string, getenv func(string) string,
 	}
 	switch output {
 	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(reports); err != nil {
+		if err := writeJSON(stdout, reports); err != nil {
 			fmt.Fprintf(stderr, "certsync: %v\n", err)
 			return 1
 		}
@@ -278,10 +275,8 @@ func cmdPlan(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	switch output {
 	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
 		warnings := append([]string{}, res.Plan.Warnings...)
-		if err := enc.Encode(map[string]any{"actions": actions, "problems": problems, "warnings": warnings}); err != nil {
+		if err := writeJSON(stdout, map[string]any{"actions": actions, "problems": problems, "warnings": warnings}); err != nil {
 			fmt.Fprintf(stderr, "certsync: %v\n", err)
 			return 1
 		}

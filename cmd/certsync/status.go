@@ -42,9 +42,7 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	rows := statusRows(res, time.Now())
 	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(statusJSON{Commit: res.Head, Cluster: res.ClusterName(), Certificates: rows}); err != nil {
+		if err := writeJSON(stdout, statusJSON{Commit: res.Head, Cluster: res.ClusterName(), Certificates: rows}); err != nil {
 			fmt.Fprintf(stderr, "certsync: %v\n", err)
 			return 1
 		}
@@ -190,4 +188,11 @@ func cmdRenew(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "renewal requested for %s in commit %s; the agent renews on its next pass\n", strings.Join(keys, ", "), short(commit))
 	return 0
+}
+
+// writeJSON is every command's -o json: indented, one document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
