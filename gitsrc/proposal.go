@@ -30,7 +30,6 @@ func (r *Repo) withProposal(ctx context.Context, base *Snapshot) (*Snapshot, err
 	if err != nil {
 		return nil, err
 	}
-	r.proposalExists = found
 	if !found {
 		// Nothing proposed yet: the branch will start at base, so local
 		// commits on base are what it lacks.

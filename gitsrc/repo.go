@@ -78,11 +78,9 @@ type Repo struct {
 	// tracks Branch, what is read (the same as remote without a proposal
 	// branch).
 	remote, base plumbing.ReferenceName
-	// proposal is refs/heads/<ProposalBranch> ("" without one);
-	// proposalExists tells whether the last fetch found it.
-	proposal       plumbing.ReferenceName
-	proposalExists bool
-	ssh            bool // the URL is ssh://: dial with a deadline (see withTimeout)
+	// proposal is refs/heads/<ProposalBranch> ("" without one).
+	proposal plumbing.ReferenceName
+	ssh      bool // the URL is ssh://: dial with a deadline (see withTimeout)
 }
 
 const (
@@ -280,7 +278,6 @@ func (r *Repo) Push(ctx context.Context) error {
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, head)); err != nil {
 		return err
 	}
-	r.proposalExists = r.proposal != ""
 	r.log.Debug("pushed", "branch", r.opts.Branch, "commit", head.String(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

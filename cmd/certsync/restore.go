@@ -8,11 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -243,14 +244,5 @@ func knownCluster(tree reconcile.Tree, name string) error {
 	if len(conf.Clusters) > 0 || len(folders) == 0 {
 		return nil // declared but nothing delivered yet, or an empty repository
 	}
-	return fmt.Errorf("nothing is committed for cluster %q (the repository has %s): check --cluster", name, strings.Join(sortedNames(folders), ", "))
-}
-
-func sortedNames(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return fmt.Errorf("nothing is committed for cluster %q (the repository has %s): check --cluster", name, strings.Join(slices.Sorted(maps.Keys(folders)), ", "))
 }
