@@ -4,10 +4,15 @@
 #   kube-apiserver, etcd   (envtest; from k8s.io/kubernetes and go.etcd.io/etcd)
 #   sops                   (proves others can decrypt what certsync wrote)
 #   actionlint             (lints .github/workflows)
+#   helm, kustomize        (deploy/: the chart and the kustomize base are
+#                           rendered and applied to the test API server)
+#   promtool               (deploy/monitoring: the alert rules are checked
+#                           and unit-tested)
 #   kubectl                (bench only: the yardstick BenchmarkRestore10k
 #                           compares a restore with; from k8s.io/kubernetes)
 # Each binary is rebuilt only when the pinned version changes.
-# "build-tools.sh demo" builds what `make demo` runs (no actionlint);
+# "build-tools.sh demo" builds what `make demo` runs (no linters, helm,
+# kustomize or promtool);
 # "build-tools.sh bench" builds everything plus kubectl (`make bench`).
 set -euo pipefail
 want=${1:-all}
@@ -18,6 +23,11 @@ mkdir -p "$cache"
 
 SOPS_VERSION=v3.13.3
 ACTIONLINT_VERSION=v1.7.12
+HELM_VERSION=v3.22.0
+# kustomize v5.8.3 needs Go 1.27; v5.8.2 builds with the toolchain here.
+KUSTOMIZE_VERSION=v5.8.2
+# Prometheus v3.x is published to the module proxy as v0.3xx.
+PROMTOOL_VERSION=v0.316.0
 KUBE_VERSION=$(awk '/^require k8s.io\/kubernetes/ {print $3}' "$root/tools/kube-apiserver/go.mod")
 ETCD_VERSION=$(awk '/^require go.etcd.io\/etcd\/server\/v3/ {print $3}' "$root/tools/etcd/go.mod")
 
@@ -52,10 +62,20 @@ if ! fresh sops "$SOPS_VERSION"; then
   stamp sops "$SOPS_VERSION"
 fi
 
-if [ "$want" != demo ] && ! fresh actionlint "$ACTIONLINT_VERSION"; then
-  step "building actionlint $ACTIONLINT_VERSION"
-  GOBIN="$cache" go install -trimpath "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
-  stamp actionlint "$ACTIONLINT_VERSION"
+# go_install NAME MODULE VERSION: a `go install` into the cache, once.
+go_install() {
+  if ! fresh "$1" "$3"; then
+    step "building $1 $3 (a minute or two, once per machine)"
+    GOBIN="$cache" go install -trimpath "$2@$3"
+    stamp "$1" "$3"
+  fi
+}
+
+if [ "$want" != demo ]; then
+  go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
+  go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+  go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+  go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION"
 fi
 
 # kubectl comes from the same tools module and release as kube-apiserver
