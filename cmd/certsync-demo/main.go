@@ -83,9 +83,9 @@ func demo(ctx context.Context, tb *testbed.Process, certsync, example string, ou
 	bare := git.CreateRepo("certs")
 	git.Seed("certs", seed, "main")
 
-	step("running: certsync reconcile --once --repo %s --branch main --kubeconfig …", git.URL("certs"))
+	step("running: certsync reconcile --repo %s --branch main --kubeconfig …", git.URL("certs"))
 	reconcileStart := time.Now()
-	cmd := exec.CommandContext(ctx, certsync, "reconcile", "--once",
+	cmd := exec.CommandContext(ctx, certsync, "reconcile",
 		"--repo", git.URL("certs"), "--branch", "main", "--git-username", "demo",
 		"--cache-dir", filepath.Join(dir, "clone"),
 		"--kubeconfig", api.Kubeconfig,

@@ -28,6 +28,8 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/spf13/cobra"
+
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/encrypt"
@@ -143,9 +145,11 @@ spec:
 }
 
 func (r *scaleRepo) options(b *testing.B, cacheDir string, now time.Time) *options {
-	var o options
-	fs := newFlagSet("reconcile", &o, func(string) string { return "" })
-	if err := fs.Parse(append(append([]string{}, r.args...), "--cache-dir", cacheDir)); err != nil {
+	o := defaultOptions(func(string) string { return "" })
+	cmd := &cobra.Command{}
+	addAgentFlags(cmd, &o)
+	addLogFlags(cmd.Flags(), &o)
+	if err := cmd.Flags().Parse(append(append([]string{}, r.args...), "--cache-dir", cacheDir)); err != nil {
 		b.Fatal(err)
 	}
 	o.clock = func() time.Time { return now }
@@ -338,7 +342,7 @@ func BenchmarkRestore10k(b *testing.B) {
 		func() {
 			api, stop := startScopedAPIServer(b)
 			defer stop()
-			args := append([]string{"restore", "--create-namespace", "--kubeconfig", api.Kubeconfig, "--cache-dir", filepath.Join(b.TempDir(), "clone")}, r.args...)
+			args := commandArgs("restore", append([]string{"--create-namespace", "--kubeconfig", api.Kubeconfig, "--cache-dir", filepath.Join(b.TempDir(), "clone")}, r.args...)...)
 			cmd := exec.Command(os.Args[0], args...)
 			cmd.Env = append(os.Environ(), "CERTSYNC_TEST_MAIN=1")
 			var out, errb bytes.Buffer

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/export"
@@ -21,17 +22,44 @@ import (
 // cmdExport writes one certificate from Git as PEM files for consumers
 // outside Kubernetes; with --watch it follows renewals, running --hook
 // after each change (e.g. a reload of the web server).
-func cmdExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func (c *cli) exportCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
 	var out, hook string
 	var watch bool
-	o, log, code, ok := parseCommand("export", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", envOr(getenv, "out", ""), "directory to write tls.crt, tls.key (0600), ca.crt and tls-combined.pem (0600) into")
-		fs.BoolVar(&watch, "watch", envOr(getenv, "watch", "false") == "true", "keep running: fetch every --interval and rewrite the files when the certificate changed")
-		fs.StringVar(&hook, "hook", envOr(getenv, "hook", ""), "program (and arguments, space-separated) run after the files changed, e.g. \"systemctl reload nginx\"; it gets CERTSYNC_EXPORT_DIR and CERTSYNC_EXPORT_SERIAL")
-	})
-	if !ok {
-		return code
+	cmd := &cobra.Command{
+		Use:   "export NAMESPACE/NAME --out DIR",
+		Short: "Write a certificate as PEM files for VMs, load balancers and appliances",
+		Long: `Decrypt one certificate from Git and write tls.crt, tls.key (0600), ca.crt
+and tls-combined.pem (key then chain, 0600) into --out, atomically and only
+when they changed. NAME is the Certificate or its secretName. With --watch
+it follows renewals, running --hook after each change.`,
+		Example: examples(
+			"certsync export shop/web --out /etc/nginx/tls --repo https://git.example.com/platform/certs.git",
+			"certsync export shop/web --out /etc/nginx/tls --repo ./certs --watch --interval 10m --hook 'systemctl reload nginx'",
+		),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("usage: certsync export NAMESPACE/NAME --out DIR [--watch] [--hook PROGRAM] (NAME: the Certificate or its secretName), got %d arguments", len(args))
+			}
+			return nil
+		},
 	}
+	cmd.Flags().StringVar(&out, "out", "", "directory to write tls.crt, tls.key (0600), ca.crt and tls-combined.pem (0600) into")
+	cmd.Flags().BoolVar(&watch, "watch", false, "keep running: fetch every --interval and rewrite the files when the certificate changed")
+	cmd.Flags().StringVar(&hook, "hook", "", "program (and arguments, space-separated) run after the files changed, e.g. \"systemctl reload nginx\"; it gets CERTSYNC_EXPORT_DIR and CERTSYNC_EXPORT_SERIAL")
+	addIntervalFlag(cmd.Flags(), &o, "with --watch, time between fetches")
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		return exportCertificate(ctx, o, log, out, hook, watch, c.getenv, c.stdout, c.stderr)
+	})
+	addRepoFlags(cmd.Flags(), &o)
+	addKeyFlags(cmd.Flags(), &o)
+	addClusterNameFlag(cmd.Flags(), &o)
+	return cmd
+}
+
+// exportCertificate writes o.args[0] as PEM files into out, once or, with
+// watch, after every change.
+func exportCertificate(ctx context.Context, o *options, log *slog.Logger, out, hook string, watch bool, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(o.args) != 1 || out == "" {
 		fmt.Fprintln(stderr, "usage: certsync export NAMESPACE/NAME --out DIR [--watch] [--hook PROGRAM] (NAME: the Certificate or its secretName)")
 		return 2

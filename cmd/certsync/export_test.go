@@ -21,7 +21,7 @@ func TestExportFollowsRenewals(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "certs")
 	exportCmd := func(ctx context.Context, stdout *bytes.Buffer, extra ...string) int {
 		var errb bytes.Buffer
-		args := append(append([]string{"export", "shop/checkout", "--out", out}, b.args...), extra...)
+		args := commandArgs("export", append(append([]string{"shop/checkout", "--out", out}, b.args...), extra...)...)
 		code := run(ctx, args, func(k string) string { return b.env[k] }, stdout, &errb)
 		if code != 0 || errb.Len() > 0 {
 			t.Logf("export stderr: %s", errb.String())

@@ -196,7 +196,7 @@ delivery:
 	}
 	var rout, rerr bytes.Buffer
 	args := append(slices.Clone(b.args), "--cluster", "c", "--kubeconfig", apis["c"].Kubeconfig, "--age-key-file", keys["a"].file, "--cache-dir", filepath.Join(dir, "wrong-key"))
-	code = run(context.Background(), append([]string{"restore"}, args...), func(k string) string { return b.env[k] }, &rout, &rerr)
+	code = run(context.Background(), commandArgs("restore", args...), func(k string) string { return b.env[k] }, &rout, &rerr)
 	if code != 1 || !strings.Contains(rerr.String(), "secrets/c/api/api-tls.yaml") || !strings.Contains(rerr.String(), "no decryption key") ||
 		strings.Contains(rerr.String(), "secrets/a/") {
 		t.Fatalf("restoring c with a's key: exit %d\n%s\n%s", code, rout.String(), rerr.String())
@@ -206,7 +206,7 @@ delivery:
 	rout.Reset()
 	rerr.Reset()
 	args = append(slices.Clone(b.args), "--cluster", "d", "--kubeconfig", apis["c"].Kubeconfig, "--age-key-file", keys["c"].file, "--cache-dir", filepath.Join(dir, "restore-d"))
-	if code = run(context.Background(), append([]string{"restore"}, args...), func(k string) string { return b.env[k] }, &rout, &rerr); code != 1 ||
+	if code = run(context.Background(), commandArgs("restore", args...), func(k string) string { return b.env[k] }, &rout, &rerr); code != 1 ||
 		!strings.Contains(rerr.String(), `cluster "d" is not declared in certsync.yaml (declared: a, b, c)`) {
 		t.Fatalf("restore of an undeclared cluster: exit %d\n%s\n%s", code, rout.String(), rerr.String())
 	}
@@ -217,7 +217,7 @@ delivery:
 	rout.Reset()
 	rerr.Reset()
 	args = append(slices.Clone(b.args), "--cluster", "b", "--kubeconfig", apis["b"].Kubeconfig, "--age-key-file", keys["b"].file, "--cache-dir", filepath.Join(dir, "restore-b"), "--create-namespace")
-	code = run(context.Background(), append([]string{"restore"}, args...), func(k string) string { return b.env[k] }, &rout, &rerr)
+	code = run(context.Background(), commandArgs("restore", args...), func(k string) string { return b.env[k] }, &rout, &rerr)
 	if code != 0 || !strings.Contains(rout.String(), "3 applied, 0 unchanged, 0 failed") {
 		t.Fatalf("restore of b: exit %d\n%s\n%s", code, rout.String(), rerr.String())
 	}
@@ -277,7 +277,7 @@ func sshSigningKey(t *testing.T, dir string) (keyFile, allowedSigners string) {
 func (b *bed) status(t *testing.T) statusJSON {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), append([]string{"status", "-o", "json"}, b.args...), func(k string) string { return b.env[k] }, &out, &errb); code != 0 {
+	if code := run(context.Background(), commandArgs("status", append([]string{"-o", "json"}, b.args...)...), func(k string) string { return b.env[k] }, &out, &errb); code != 0 {
 		t.Fatalf("status: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	var status statusJSON

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +19,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/spf13/cobra"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/internal/testbed"
@@ -88,7 +89,7 @@ func TestAgentShutdownGraceFromEnvironment(t *testing.T) {
 		env      string
 		args     []string
 		want     time.Duration
-		wantCode int // of cmdRun, when the value is refused
+		wantCode int // of certsync run, when the value is refused
 	}{
 		{name: "default", want: 30 * time.Second},
 		{name: "environment", env: "45s", want: 45 * time.Second},
@@ -97,15 +98,11 @@ func TestAgentShutdownGraceFromEnvironment(t *testing.T) {
 		{name: "negative", args: []string{"--shutdown-grace", "-1s"}, wantCode: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == "CERTSYNC_SHUTDOWN_GRACE" {
-					return tc.env
-				}
-				return ""
-			}
+			env := map[string]string{"CERTSYNC_SHUTDOWN_GRACE": tc.env}
+			getenv := func(k string) string { return env[k] }
 			if tc.wantCode != 0 {
 				var stderr strings.Builder
-				if code := cmdRun(context.Background(), tc.args, getenv, io.Discard, &stderr); code != tc.wantCode {
+				if code := run(context.Background(), append([]string{"run"}, tc.args...), getenv, io.Discard, &stderr); code != tc.wantCode {
 					t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantCode, stderr.String())
 				}
 				if !strings.Contains(stderr.String(), "grace") && !strings.Contains(stderr.String(), "SHUTDOWN_GRACE") {
@@ -113,10 +110,9 @@ func TestAgentShutdownGraceFromEnvironment(t *testing.T) {
 				}
 				return
 			}
-			var d daemonOptions
-			_, _, _, ok := parseCommand("run", tc.args, getenv, io.Discard, func(fs *flag.FlagSet) { d.declare(fs, getenv) })
-			if !ok || d.envErr != nil {
-				t.Fatalf("parse: ok=%v envErr=%v", ok, d.envErr)
+			d := defaultDaemonOptions(getenv)
+			if o, code, stderr := parseFlags(t, tc.args, env, func(cmd *cobra.Command, _ *options) { addDaemonFlags(cmd.Flags(), &d) }); o == nil {
+				t.Fatalf("parse: exit %d: %s", code, stderr)
 			}
 			if d.ShutdownGrace != tc.want {
 				t.Errorf("--shutdown-grace %s, want %s", d.ShutdownGrace, tc.want)

@@ -38,14 +38,13 @@ spec:
 // pass runs one reconcile at the given time, in-process.
 func (b *bed) pass(t *testing.T, now time.Time, extra ...string) (*reconcile.Result, error) {
 	t.Helper()
-	var o options
 	getenv := func(k string) string { return b.env[k] }
-	fs := newFlagSet("reconcile", &o, getenv)
-	if err := fs.Parse(append(append([]string{}, b.args...), extra...)); err != nil {
-		t.Fatal(err)
+	o, code, stderr := parseAgentFlags(t, append(append([]string{}, b.args...), extra...), b.env)
+	if o == nil {
+		t.Fatalf("flags: exit %d: %s", code, stderr)
 	}
 	o.clock = func() time.Time { return now }
-	return reconcileOnce(context.Background(), &o, getenv, slog.New(slog.DiscardHandler))
+	return reconcileOnce(context.Background(), o, getenv, slog.New(slog.DiscardHandler))
 }
 
 func (b *bed) record(t *testing.T, ns, secret string) committed.Certificate {

@@ -12,7 +12,8 @@
 //	certsync version
 //
 // Every flag can be set as CERTSYNC_<FLAG> in the environment. Run
-// `certsync reconcile -h` for the list.
+// `certsync COMMAND --help` for a command's flags and examples; cli.go
+// builds the command tree (cobra), exit statuses included.
 package main
 
 import (
@@ -30,41 +31,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/certsync/certsync/cluster"
 	"github.com/certsync/certsync/encrypt"
 	"github.com/certsync/certsync/gitsrc"
 	"github.com/certsync/certsync/issuer/acme"
 	"github.com/certsync/certsync/reconcile"
 )
-
-const usage = `certsync keeps the certificates declared in a Git repository issued,
-SOPS-encrypted in that repository, and applied to a Kubernetes cluster.
-
-Usage:
-  certsync reconcile --repo URL [flags]   run one pass (issue, commit, push, apply)
-  certsync run --repo URL [flags]         the agent: passes every --interval, on
-                                          renewal times and on push webhooks
-  certsync status --repo URL              one row per certificate, from Git alone
-  certsync renew [ns/]NAME | --all | -l key=value --repo URL
-                                          commit a renewal request the agent acts on
-  certsync restore --repo URL --cluster NAME --kubeconfig FILE [--create-namespace]
-                                          apply every Secret of a cluster from Git
-                                          alone: no CA, no issuer credentials
-  certsync export NAMESPACE/NAME --out DIR [--watch] [--hook PROGRAM]
-                                          write a certificate as PEM files for VMs,
-                                          load balancers, appliances
-  certsync validate [DIR...] [-o text|json|github]
-                                          check a checked-out repository offline (no
-                                          Git server, CA, cluster or key); exit 1 on
-                                          any problem
-  certsync plan [DIR] [-o table|markdown|json]
-                                          what a reconcile would order, copy,
-                                          re-encrypt or prune, and why (offline)
-  certsync version
-
-Run "certsync reconcile -h" for the flags; each can also be set as
-CERTSYNC_<FLAG> in the environment (CERTSYNC_REPO, CERTSYNC_BRANCH, ...).
-`
 
 var version = "dev"
 
@@ -78,67 +52,59 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-// run is main without the process: it returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+func (c *cli) reconcileCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
+	cmd := &cobra.Command{
+		Use:   "reconcile --repo URL",
+		Short: "Run one pass: order what is due, commit and push it, apply to the cluster",
+		Long: `Run one pass and exit: read the repository, order or renew what is due,
+commit the certificates SOPS-encrypted and push them, then apply this
+cluster's Secrets and prune those no longer declared. On SIGTERM no new
+order starts; orders in flight finish and are pushed (for up to 30s).`,
+		Example: examples(
+			"certsync reconcile --repo https://git.example.com/platform/certs.git --git-password-file /etc/certsync/token",
+			"certsync reconcile --repo ./certs --dry-run                 # the plan, nothing changed",
+			"certsync reconcile --repo ssh://git@host/certs.git --role issuer   # order and commit, no cluster",
+		),
+		Args: noArgs("the repository is --repo"),
 	}
-	switch args[0] {
-	case "reconcile":
-		return cmdReconcile(ctx, args[1:], getenv, stdout, stderr)
-	case "run":
-		return cmdRun(ctx, args[1:], getenv, stdout, stderr)
-	case "status":
-		return cmdStatus(ctx, args[1:], getenv, stdout, stderr)
-	case "renew":
-		return cmdRenew(ctx, args[1:], getenv, stdout, stderr)
-	case "restore":
-		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
-	case "export":
-		return cmdExport(ctx, args[1:], getenv, stdout, stderr)
-	case "validate":
-		return cmdValidate(ctx, args[1:], getenv, stdout, stderr)
-	case "plan":
-		return cmdPlan(ctx, args[1:], getenv, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "certsync", version)
-		return 0
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "certsync: unknown command %q\n\n%s", args[0], usage)
-	return 2
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		res, err := reconcileOnce(ctx, o, c.getenv, log)
+		if res != nil {
+			printResult(c.stdout, res, o.DryRun, err)
+		}
+		if err != nil {
+			fmt.Fprintf(c.stderr, "certsync: %v\n", err)
+			return exitFail
+		}
+		return reportProblems(c.stderr, res.Problems, "the other certificates were handled")
+	})
+	addAgentFlags(cmd, &o)
+	return cmd
 }
 
-func cmdReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, log, code, ok := parseCommand("reconcile", args, getenv, stderr, nil)
-	if !ok {
-		return code
-	}
-	res, err := reconcileOnce(ctx, o, getenv, log)
-	if res != nil {
-		printResult(stdout, res, o.DryRun, err)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return 1
-	}
-	return reportProblems(stderr, res.Problems, "the other certificates were handled")
+// addAgentFlags are the flags of reconcile and run.
+func addAgentFlags(cmd *cobra.Command, o *options) {
+	fs := cmd.Flags()
+	addRepoFlags(fs, o)
+	addCommitFlags(fs, o)
+	addKeyFlags(fs, o)
+	addClusterFlags(fs, o)
+	addPassFlags(fs, o)
+	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"issuer", "applier", "both"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // reportProblems lists a pass's soft errors and returns the exit status:
 // 1 when there were any.
 func reportProblems(stderr io.Writer, problems []error, after string) int {
 	if len(problems) == 0 {
-		return 0
+		return exitOK
 	}
 	fmt.Fprintf(stderr, "\ncertsync: %d %s; %s:\n", len(problems), plural(len(problems), "problem"), after)
 	for _, p := range problems {
 		fmt.Fprintf(stderr, "  - %v\n", p)
 	}
-	return 1
+	return exitFail
 }
 
 // reconcileOnce builds everything one pass needs from the options and runs it.
@@ -357,6 +323,8 @@ func ageIdentities(o *options, getenv func(string) string) ([]byte, error) {
 	return encrypt.IdentitiesFromEnv(getenv)
 }
 
+// newLogger writes o's log to w (--log-format and --log-level were checked
+// when parsed).
 func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {

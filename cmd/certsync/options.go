@@ -4,14 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/certsync/certsync/cluster"
 	"github.com/certsync/certsync/reconcile"
@@ -19,7 +19,8 @@ import (
 
 // options are the settings of one certsync invocation. Every flag can also
 // be set through the environment as CERTSYNC_<FLAG> (dashes become
-// underscores), which is how a Deployment configures it.
+// underscores), which is how a Deployment configures it; defaultOptions
+// holds the defaults.
 type options struct {
 	Repo, Branch, CacheDir string
 	GitUsername            string
@@ -62,7 +63,6 @@ type options struct {
 	BatchSize     int
 	BatchInterval time.Duration
 	DryRun        bool
-	Once          bool
 	ForcePrune    bool
 	MaxPruneShare float64
 	Interval      time.Duration
@@ -71,68 +71,109 @@ type options struct {
 
 	// clock replaces time.Now; only tests set it (there is no flag).
 	clock func() time.Time
-	// args are the positional arguments after the flags.
+	// args are the command's positional arguments.
 	args []string
 }
 
-// newFlagSet declares the flags of a command; env supplies defaults.
-func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	str := func(p *string, flagName, def, usage string) {
-		fs.StringVar(p, flagName, envOr(getenv, flagName, def), usage)
+// defaultOptions are the settings a command starts from: each flag shows
+// its field's value here as its default, and a command without a flag
+// (status has no --concurrency) still gets a sensible value.
+func defaultOptions(getenv func(string) string) options {
+	return options{
+		Branch:                  "main",
+		GitUsername:             "certsync",
+		AuthorName:              "certsync",
+		AuthorEmail:             "certsync@localhost",
+		Kubeconfig:              getenv("KUBECONFIG"),
+		Cluster:                 "default",
+		Role:                    "both",
+		HTTP01Addr:              ":8089",
+		DNS01CheckPropagation:   true,
+		DNS01PropagationTimeout: time.Minute,
+		GitTimeout:              2 * time.Minute,
+		ClaimTTL:                10 * time.Minute,
+		Concurrency:             8,
+		BatchSize:               50,
+		BatchInterval:           30 * time.Second,
+		MaxPruneShare:           0.10,
+		Interval:                time.Minute,
+		LogFormat:               "text",
+		LogLevel:                "info",
 	}
-	duration := func(p *time.Duration, flagName string, def time.Duration, usage string) {
-		d := def
-		if v := envOr(getenv, flagName, ""); v != "" {
-			if parsed, err := time.ParseDuration(v); err == nil {
-				d = parsed
-			}
-		}
-		fs.DurationVar(p, flagName, d, usage)
-	}
-	boolean := func(p *bool, flagName string, def bool, usage string) {
-		v := envOr(getenv, flagName, fmt.Sprint(def))
-		fs.BoolVar(p, flagName, v == "true" || v == "1", usage)
-	}
-	str(&o.Repo, "repo", "", "Git URL of the repository (https://…, ssh://…, or a local path)")
-	str(&o.Branch, "branch", "main", "branch to read and write")
-	str(&o.ProposalBranch, "proposal-branch", "", "push to this branch instead of --branch (a protected branch): certsync keeps it rebased on --branch for a person or a bot to merge; needs --role issuer (or --no-apply), one issuer per proposal branch")
-	str(&o.CacheDir, "cache-dir", "", "where the local clone is kept (default: $XDG_CACHE_HOME/certsync/repos/<hash of URL>)")
-	str(&o.GitUsername, "git-username", "certsync", "HTTPS username (with a token, any non-empty name)")
-	str(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTPS password or token (or set CERTSYNC_GIT_PASSWORD / CERTSYNC_GIT_TOKEN)")
-	str(&o.GitSSHKeyFile, "git-ssh-key-file", "", "SSH private key for ssh:// URLs")
-	str(&o.GitKnownHostsFile, "git-known-hosts-file", "", "known_hosts file for SSH host verification (default ~/.ssh/known_hosts)")
-	boolean(&o.GitInsecureHostKey, "git-insecure-ignore-host-key", false, "accept any SSH host key (unsafe; for testing only)")
-	str(&o.AuthorName, "author-name", "certsync", "commit author name")
-	str(&o.SigningKeyFile, "signing-key-file", "", "sign every commit with this key (armored OpenPGP or OpenSSH private key) so `git verify-commit` proves it was certsync")
-	str(&o.SigningPassphraseFile, "signing-key-passphrase-file", "", "file holding the passphrase of an encrypted --signing-key-file")
-	str(&o.AuthorEmail, "author-email", "certsync@localhost", "commit author email")
-	str(&o.Kubeconfig, "kubeconfig", getenv("KUBECONFIG"), "kubeconfig of the cluster to apply to (default: in-cluster when running in a Pod)")
-	str(&o.KubeContext, "kube-context", "", "kubeconfig context")
-	boolean(&o.NoApply, "no-apply", false, "only commit to Git; never touch a cluster")
-	str(&o.AgeKeyFile, "age-key-file", "", "age identity file for decryption (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt)")
-	str(&o.Cluster, "cluster", "default", "this agent's cluster: it applies the Secrets under secrets/<cluster>/ (which clusters receive a certificate is set in the repository: certsync.yaml, certsync.io/clusters)")
-	str(&o.Role, "role", "both", "issuer (order, encrypt, commit for every cluster; no cluster access), applier (apply --cluster's Secrets; no CA access, commits nothing) or both")
-	str(&o.HTTP01Addr, "http01-addr", ":8089", "address certsync answers HTTP-01 challenges on")
-	str(&o.DNS01Nameservers, "dns01-recursive-nameservers", "", "comma-separated host:port resolvers for DNS-01 propagation checks")
-	boolean(&o.DNS01CheckPropagation, "dns01-check-propagation", true, "wait until DNS-01 records are visible before asking the CA to validate")
-	str(&o.DNS01AllowProviders, "dns01-allow-providers", "", "comma-separated lego DNS providers a webhook solver (solverName) may name; each is configured from this process's environment and runs with its credentials (e.g. exec, httpreq)")
-	str(&o.ACMECAFile, "acme-ca-file", "", "PEM file of extra CAs to trust for the ACME server (private CAs)")
-	fs.IntVar(&o.Concurrency, "concurrency", atoi(envOr(getenv, "concurrency", "8")), "orders in flight at once")
-	fs.IntVar(&o.BatchSize, "batch-size", atoi(envOr(getenv, "batch-size", "50")), "push issued certificates in batches of this many (each is committed locally at once)")
-	duration(&o.BatchInterval, "batch-interval", 30*time.Second, "push issued certificates at least this often while a pass orders")
-	str(&o.AgentID, "agent-id", "", "this agent's name in the order claims it commits so several agents never order one certificate twice; must differ between agents and stay the same across restarts (default: host name and a digest of --cache-dir)")
-	duration(&o.ClaimTTL, "claim-ttl", 10*time.Minute, "how long an order claim keeps other agents from ordering the claimed certificates if this agent dies (it is renewed while ordering)")
-	duration(&o.GitTimeout, "git-timeout", 2*time.Minute, "give up a Git fetch or push that takes longer")
-	duration(&o.DNS01PropagationTimeout, "dns01-propagation-timeout", time.Minute, "give up waiting for a DNS-01 TXT record to become visible after this long")
-	boolean(&o.DryRun, "dry-run", false, "print the plan; change nothing")
-	boolean(&o.Once, "once", true, "run one pass and exit (reconcile)")
-	boolean(&o.ForcePrune, "force-prune", false, "prune even when more than --max-prune-share of the Secrets would go")
-	fs.Float64Var(&o.MaxPruneShare, "max-prune-share", 0.10, "largest share of committed Secrets pruned in one pass")
-	duration(&o.Interval, "interval", time.Minute, "time between passes (run)")
-	str(&o.LogFormat, "log-format", "text", "text or json")
-	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
-	return fs
+}
+
+// The flags come in groups, and a command declares only the groups it
+// uses: `certsync status --help` lists what status reads, not the 40 flags
+// of the agent.
+
+// addRepoFlags: where the repository is and how to reach it.
+func addRepoFlags(fs *pflag.FlagSet, o *options) {
+	fs.StringVar(&o.Repo, "repo", o.Repo, "Git URL of the repository (https://…, ssh://…, or a local path)")
+	fs.StringVar(&o.Branch, "branch", o.Branch, "branch to read and write")
+	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where the local clone is kept (default: $XDG_CACHE_HOME/certsync/repos/<hash of URL>)")
+	fs.StringVar(&o.GitUsername, "git-username", o.GitUsername, "HTTPS username (with a token, any non-empty name)")
+	fs.StringVar(&o.GitPasswordFile, "git-password-file", o.GitPasswordFile, "file holding the HTTPS password or token (or set CERTSYNC_GIT_PASSWORD / CERTSYNC_GIT_TOKEN)")
+	fs.StringVar(&o.GitSSHKeyFile, "git-ssh-key-file", o.GitSSHKeyFile, "SSH private key for ssh:// URLs")
+	fs.StringVar(&o.GitKnownHostsFile, "git-known-hosts-file", o.GitKnownHostsFile, "known_hosts file for SSH host verification (default ~/.ssh/known_hosts)")
+	fs.BoolVar(&o.GitInsecureHostKey, "git-insecure-ignore-host-key", o.GitInsecureHostKey, "accept any SSH host key (unsafe; for testing only)")
+	fs.DurationVar(&o.GitTimeout, "git-timeout", o.GitTimeout, "give up a Git fetch or push that takes longer")
+}
+
+// addCommitFlags: how certsync's commits are made.
+func addCommitFlags(fs *pflag.FlagSet, o *options) {
+	fs.StringVar(&o.AuthorName, "author-name", o.AuthorName, "commit author name")
+	fs.StringVar(&o.AuthorEmail, "author-email", o.AuthorEmail, "commit author email")
+	fs.StringVar(&o.SigningKeyFile, "signing-key-file", o.SigningKeyFile, "sign every commit with this key (armored OpenPGP or OpenSSH private key) so `git verify-commit` proves it was certsync")
+	fs.StringVar(&o.SigningPassphraseFile, "signing-key-passphrase-file", o.SigningPassphraseFile, "file holding the passphrase of an encrypted --signing-key-file")
+}
+
+// addKeyFlags: the age identity that decrypts.
+func addKeyFlags(fs *pflag.FlagSet, o *options) {
+	fs.StringVar(&o.AgeKeyFile, "age-key-file", o.AgeKeyFile, "age identity file for decryption (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt)")
+}
+
+// addClusterNameFlag: which cluster's copies a command works on.
+func addClusterNameFlag(fs *pflag.FlagSet, o *options) {
+	fs.StringVar(&o.Cluster, "cluster", o.Cluster, "this agent's cluster: it applies the Secrets under secrets/<cluster>/ (which clusters receive a certificate is set in the repository: certsync.yaml, certsync.io/clusters)")
+}
+
+// addClusterFlags: the cluster to apply to.
+func addClusterFlags(fs *pflag.FlagSet, o *options) {
+	addClusterNameFlag(fs, o)
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster to apply to (default: $KUBECONFIG; in a Pod, the Pod's ServiceAccount)")
+	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "kubeconfig context")
+}
+
+// addPassFlags: what a pass does, and how it orders.
+func addPassFlags(fs *pflag.FlagSet, o *options) {
+	fs.Var(newChoice(&o.Role, "issuer", "applier", "both"), "role", "issuer (order, encrypt, commit for every cluster; no cluster access), applier (apply --cluster's Secrets; no CA access, commits nothing) or both")
+	fs.BoolVar(&o.NoApply, "no-apply", o.NoApply, "only commit to Git; never touch a cluster")
+	fs.StringVar(&o.ProposalBranch, "proposal-branch", o.ProposalBranch, "push to this branch instead of --branch (a protected branch): certsync keeps it rebased on --branch for a person or a bot to merge; needs --role issuer (or --no-apply), one issuer per proposal branch")
+	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print the plan; change nothing")
+	fs.BoolVar(&o.ForcePrune, "force-prune", o.ForcePrune, "prune even when more than --max-prune-share of the Secrets would go")
+	fs.Float64Var(&o.MaxPruneShare, "max-prune-share", o.MaxPruneShare, "largest share of committed Secrets pruned in one pass")
+	fs.StringVar(&o.HTTP01Addr, "http01-addr", o.HTTP01Addr, "address certsync answers HTTP-01 challenges on")
+	fs.StringVar(&o.DNS01Nameservers, "dns01-recursive-nameservers", o.DNS01Nameservers, "comma-separated host:port resolvers for DNS-01 propagation checks")
+	fs.BoolVar(&o.DNS01CheckPropagation, "dns01-check-propagation", o.DNS01CheckPropagation, "wait until DNS-01 records are visible before asking the CA to validate")
+	fs.DurationVar(&o.DNS01PropagationTimeout, "dns01-propagation-timeout", o.DNS01PropagationTimeout, "give up waiting for a DNS-01 TXT record to become visible after this long")
+	fs.StringVar(&o.DNS01AllowProviders, "dns01-allow-providers", o.DNS01AllowProviders, "comma-separated lego DNS providers a webhook solver (solverName) may name; each is configured from this process's environment and runs with its credentials (e.g. exec, httpreq)")
+	fs.StringVar(&o.ACMECAFile, "acme-ca-file", o.ACMECAFile, "PEM file of extra CAs to trust for the ACME server (private CAs)")
+	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "orders in flight at once")
+	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "push issued certificates in batches of this many (each is committed locally at once)")
+	fs.DurationVar(&o.BatchInterval, "batch-interval", o.BatchInterval, "push issued certificates at least this often while a pass orders")
+	fs.StringVar(&o.AgentID, "agent-id", o.AgentID, "this agent's name in the order claims it commits so several agents never order one certificate twice; must differ between agents and stay the same across restarts (default: host name and a digest of --cache-dir)")
+	fs.DurationVar(&o.ClaimTTL, "claim-ttl", o.ClaimTTL, "how long an order claim keeps other agents from ordering the claimed certificates if this agent dies (it is renewed while ordering)")
+}
+
+// addIntervalFlag: how often a long-running command looks again.
+func addIntervalFlag(fs *pflag.FlagSet, o *options, usage string) {
+	fs.DurationVar(&o.Interval, "interval", o.Interval, usage)
+}
+
+// addLogFlags: the log every command writes to stderr.
+func addLogFlags(fs *pflag.FlagSet, o *options) {
+	fs.Var(newChoice(&o.LogFormat, "text", "json"), "log-format", "text or json")
+	fs.Var(newChoice(&o.LogLevel, "debug", "info", "warn", "error"), "log-level", "debug, info, warn or error")
 }
 
 // applyEnvironment sets every flag not given on the command line from
@@ -140,13 +181,11 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 // (CERTSYNC_CONCURRENCY=abc, CERTSYNC_INTERVAL=5) stops the command
 // instead of silently meaning the default, and booleans read as the
 // command line reads them (True, 1, false, …).
-func applyEnvironment(fs *flag.FlagSet, getenv func(string) string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+func applyEnvironment(fs *pflag.FlagSet, getenv func(string) string) error {
 	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
+	fs.VisitAll(func(f *pflag.Flag) {
 		name := envName(f.Name)
-		if v := getenv(name); v != "" && !given[f.Name] {
+		if v := getenv(name); v != "" && !f.Changed {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q (--%s): %w", name, v, f.Name, err))
 			}
@@ -159,17 +198,31 @@ func envName(flagName string) string {
 	return "CERTSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func envOr(getenv func(string) string, flagName, def string) string {
-	if v := getenv(envName(flagName)); v != "" {
-		return v
-	}
-	return def
+// choice is a string flag with a fixed set of values, refused at parse
+// time (from the command line or CERTSYNC_<FLAG>) with the list.
+type choice struct {
+	value   *string
+	allowed []string
 }
 
-func atoi(s string) int {
-	var n int
-	fmt.Sscanf(s, "%d", &n)
-	return n
+func newChoice(p *string, allowed ...string) *choice { return &choice{value: p, allowed: allowed} }
+
+func (c *choice) String() string { return *c.value }
+func (c *choice) Type() string   { return "string" }
+func (c *choice) Set(s string) error {
+	if !slices.Contains(c.allowed, s) {
+		return fmt.Errorf("want %s", orList(c.allowed))
+	}
+	*c.value = s
+	return nil
+}
+
+// orList is "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // cacheDir is where the clone of o.Repo lives between runs.
@@ -223,49 +276,6 @@ func (o *options) dns01AllowedProviders() []string {
 
 // stateDir holds what the agent keeps between runs besides the clone.
 func (o *options) stateDir() string { return o.cacheDir() + ".state" }
-
-// parseCommand parses a command's flags (the shared ones, plus those extra
-// declares) and builds its logger. It returns the exit status to use when
-// the command must stop here: 0 after -h, 2 after a usage error.
-func parseCommand(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*options, *slog.Logger, int, bool) {
-	var o options
-	fs := newFlagSet(name, &o, getenv)
-	if extra != nil {
-		extra(fs)
-	}
-	fs.SetOutput(stderr)
-	// Arguments may come before, between or after the flags (certsync
-	// export shop/web --out DIR), as kubectl and cmctl accept them; Go's
-	// flag package alone stops at the first argument. After "--" all is
-	// arguments.
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, nil, 0, false
-			}
-			return nil, nil, 2, false
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			o.args = append(o.args, rest...)
-			break
-		}
-		o.args, rest = append(o.args, rest[0]), rest[1:]
-	}
-	if err := applyEnvironment(fs, getenv); err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return nil, nil, 2, false
-	}
-	log, err := newLogger(&o, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return nil, nil, 2, false
-	}
-	return &o, log, 0, true
-}
 
 // role reads --role.
 func (o *options) role() (reconcile.Role, error) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,6 +18,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/spf13/cobra"
+
 	"github.com/certsync/certsync/cluster"
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/reconcile"
@@ -26,20 +27,37 @@ import (
 	"github.com/certsync/certsync/settings"
 )
 
-// cmdRestore applies every Secret committed for --cluster, from Git
-// alone: no ACME server, no issuer credentials, nothing written to Git.
-func cmdRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func (c *cli) restoreCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
 	var createNS bool
-	o, log, code, ok := parseCommand("restore", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&createNS, "create-namespace", envOr(getenv, "create-namespace", "false") == "true", "create the namespaces the Secrets need; without it, their Secrets are reported as not restored")
+	cmd := &cobra.Command{
+		Use:   "restore --cluster NAME --kubeconfig FILE",
+		Short: "Apply every Secret of a cluster from Git alone: no CA, no issuer credentials",
+		Long: `Apply every Secret the repository holds for --cluster to a (rebuilt)
+cluster, from Git alone: no request to any CA, no issuer credentials, nothing
+written to Git. Secrets already at their committed serial are left alone, so
+it is safe to run again. Namespaces that do not exist are reported, or
+created with --create-namespace.`,
+		Example: examples(
+			"certsync restore --repo https://git.example.com/platform/certs.git --cluster prod-eu --kubeconfig ~/.kube/prod-eu",
+			"SOPS_AGE_KEY_FILE=prod-eu.agekey certsync restore --repo ./certs --cluster prod-eu --create-namespace",
+		),
+		Args: noArgs("the cluster is --cluster"),
+	}
+	cmd.Flags().BoolVar(&createNS, "create-namespace", false, "create the namespaces the Secrets need; without it, their Secrets are reported as not restored")
+	cmd.Flags().IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Secrets applied at once is twice this")
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		return restoreSecrets(ctx, o, log, createNS, c.getenv, c.stdout, c.stderr)
 	})
-	if !ok {
-		return code
-	}
-	if len(o.args) > 0 {
-		fmt.Fprintf(stderr, "certsync restore: unexpected arguments %q (the cluster is --cluster)\n", o.args)
-		return 2
-	}
+	addRepoFlags(cmd.Flags(), &o)
+	addKeyFlags(cmd.Flags(), &o)
+	addClusterFlags(cmd.Flags(), &o)
+	return cmd
+}
+
+// restoreSecrets applies every Secret committed for o.Cluster, from Git
+// alone: no ACME server, no issuer credentials, nothing written to Git.
+func restoreSecrets(ctx context.Context, o *options, log *slog.Logger, createNS bool, getenv func(string) string, stdout, stderr io.Writer) int {
 	if o.Kubeconfig == "" && getenv("KUBERNETES_SERVICE_HOST") == "" {
 		fmt.Fprintln(stderr, "certsync restore: no cluster: pass --kubeconfig (or run in a Pod)")
 		return 2

@@ -30,7 +30,7 @@ func TestRestoreFromGitAlone(t *testing.T) {
 	b.args = append(b.args, "--kubeconfig", empty.Kubeconfig)
 	restoreCmd := func(extra ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		args := append(append([]string{"restore"}, b.args...), extra...)
+		args := commandArgs("restore", append(slices.Clone(b.args), extra...)...)
 		code := run(context.Background(), args, func(k string) string { return b.env[k] }, &out, &errb)
 		return code, out.String(), errb.String()
 	}

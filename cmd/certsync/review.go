@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/spf13/cobra"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
@@ -108,18 +109,34 @@ func (f finding) github() string {
 // cmdValidate checks a repository offline: every declaration, certsync.yaml,
 // the committed files' metadata, and that .sops.yaml encrypts every file a
 // pass would write. Exit 1 on any problem.
-func cmdValidate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func (c *cli) validateCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
 	var output string
-	o, log, code, ok := parseCommand("validate", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&output, "o", "text", "output format: text, json, or github (workflow annotations)")
+	cmd := &cobra.Command{
+		Use:   "validate [DIR...]",
+		Short: "Check a checked-out repository offline; exit 1 on any problem",
+		Long: `Check checked-out repositories offline (no Git server, CA, cluster or
+key): every declaration with cert-manager's rules, certsync.yaml, the
+committed files' metadata, and that .sops.yaml encrypts every file a pass
+would write. Problems are reported as file:line; exit 1 on any.`,
+		Example: examples(
+			"certsync validate                     # the repository in the current folder",
+			"certsync validate ./certs -o github   # annotations in a GitHub Actions workflow",
+			"certsync validate a b -o yaml",
+		),
+		Args: cobra.ArbitraryArgs,
+	}
+	outputFlag(cmd, &output, "output format (github: workflow annotations)", "text", "json", "yaml", "github")
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		return validateRepositories(ctx, o, log, output, c.stdout, c.stderr)
 	})
-	if !ok {
-		return code
-	}
-	if output != "text" && output != "json" && output != "github" {
-		fmt.Fprintf(stderr, "certsync validate: -o %q: want text, json or github\n", output)
-		return 2
-	}
+	addClusterNameFlag(cmd.Flags(), &o)
+	return cmd
+}
+
+// validateRepositories checks each folder of o.args (default ".") and
+// reports as output asks.
+func validateRepositories(ctx context.Context, o *options, log *slog.Logger, output string, stdout, stderr io.Writer) int {
 	dirs := o.args
 	if len(dirs) == 0 {
 		dirs = []string{"."}
@@ -154,10 +171,10 @@ func cmdValidate(ctx context.Context, args []string, getenv func(string) string,
 		reports = append(reports, rep)
 	}
 	switch output {
-	case "json":
-		if err := writeJSON(stdout, reports); err != nil {
+	case "json", "yaml":
+		if err := writeOutput(stdout, output, reports, nil); err != nil {
 			fmt.Fprintf(stderr, "certsync: %v\n", err)
-			return 1
+			return exitFail
 		}
 	case "github":
 		for _, rep := range reports {
@@ -236,22 +253,41 @@ type planAction struct {
 // and why, as a table, as markdown for a pull-request comment, or as JSON.
 // Like validate it is offline; the cluster's side (applies, Secret
 // prunes) is the agent's to see.
-func cmdPlan(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func (c *cli) planCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
 	var output string
-	o, log, code, ok := parseCommand("plan", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&output, "o", "table", "output format: table, markdown (a pull-request comment) or json")
+	cmd := &cobra.Command{
+		Use:   "plan [DIR]",
+		Short: "Show what a pass would order, copy, re-encrypt or prune, and why (offline)",
+		Long: `Show what a reconcile of a checked-out repository would do, and why: which
+certificates it would order or renew, copy to another cluster, re-encrypt or
+prune. Offline, like validate; the cluster's side (applies, Secret prunes)
+is the agent's to see. -o markdown is a pull-request comment.`,
+		Example: examples(
+			"certsync plan",
+			"certsync plan ./certs -o markdown > plan.md",
+			"certsync plan -o yaml",
+		),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("%s: one repository folder, got %q", cmd.CommandPath(), args)
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &output, "output format (markdown: a pull-request comment)", "table", "markdown", "json", "yaml")
+	cmd.Flags().BoolVar(&o.ForcePrune, "force-prune", o.ForcePrune, "plan prunes beyond --max-prune-share, as reconcile --force-prune would")
+	cmd.Flags().Float64Var(&o.MaxPruneShare, "max-prune-share", o.MaxPruneShare, "largest share of committed Secrets pruned in one pass")
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		return planRepository(ctx, o, log, output, c.stdout, c.stderr)
 	})
-	if !ok {
-		return code
-	}
-	if output != "table" && output != "markdown" && output != "json" {
-		fmt.Fprintf(stderr, "certsync plan: -o %q: want table, markdown or json\n", output)
-		return 2
-	}
-	if len(o.args) > 1 {
-		fmt.Fprintf(stderr, "certsync plan: one repository folder, got %q\n", o.args)
-		return 2
-	}
+	addClusterNameFlag(cmd.Flags(), &o)
+	return cmd
+}
+
+// planRepository prints the plan of the repository in o.args[0] (default
+// ".") as output asks.
+func planRepository(ctx context.Context, o *options, log *slog.Logger, output string, stdout, stderr io.Writer) int {
 	dir := "."
 	if len(o.args) == 1 {
 		dir = o.args[0]
@@ -274,11 +310,11 @@ func cmdPlan(ctx context.Context, args []string, getenv func(string) string, std
 		problems = append(problems, findingOf(p))
 	}
 	switch output {
-	case "json":
+	case "json", "yaml":
 		warnings := append([]string{}, res.Plan.Warnings...)
-		if err := writeJSON(stdout, map[string]any{"actions": actions, "problems": problems, "warnings": warnings}); err != nil {
+		if err := writeOutput(stdout, output, map[string]any{"actions": actions, "problems": problems, "warnings": warnings}, nil); err != nil {
 			fmt.Fprintf(stderr, "certsync: %v\n", err)
-			return 1
+			return exitFail
 		}
 	case "markdown":
 		printPlanMarkdown(stdout, actions, problems, res.Plan.Warnings)

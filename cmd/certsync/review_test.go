@@ -117,7 +117,7 @@ func TestValidateFormats(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(out, "::error file=certs/web.yaml,line=1,title=certsync::Certificate shop/web: spec.issuerRef: unknown issuer") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	if code, _, errOut := runCLI("validate", "-o", "xml", dir); code != 2 || !strings.Contains(errOut, "want text, json or github") {
+	if code, _, errOut := runCLI("validate", "-o", "xml", dir); code != 2 || !strings.Contains(errOut, "want text, json, yaml or github") {
 		t.Fatalf("bad -o: exit %d %s", code, errOut)
 	}
 }

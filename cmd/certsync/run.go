@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -32,62 +32,54 @@ type daemonOptions struct {
 	LeaderElectID     string
 	LeaderElectNS     string
 	ShutdownGrace     time.Duration
-
-	// envErr is a CERTSYNC_* value that does not parse, reported once
-	// the flags are parsed.
-	envErr error
 }
 
-// cmdRun is the agent: a pass every --interval, at the next renewal time,
-// and right after a push webhook; with /healthz, /readyz, /metrics.
-func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var d daemonOptions
-	o, log, code, ok := parseCommand("run", args, getenv, stderr, func(fs *flag.FlagSet) {
-		d.declare(fs, getenv)
+func (c *cli) runCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
+	d := defaultDaemonOptions(c.getenv)
+	cmd := &cobra.Command{
+		Use:   "run --repo URL",
+		Short: "Run the agent: a pass every --interval, at renewal times and on push webhooks",
+		Long: `Run the agent: a pass every --interval, at the next renewal time, and at
+once when a push webhook arrives on /hooks/git. It serves /healthz, /readyz
+and /metrics on --listen-addr. With --leader-elect only the replica holding
+the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.`,
+		Example: examples(
+			"certsync run --repo https://git.example.com/platform/certs.git --git-password-file /etc/certsync/git/token \\",
+			"    --age-key-file /etc/certsync/age/age.agekey --cluster prod-eu --leader-elect",
+			"CERTSYNC_REPO=ssh://git@git.example.com/certs.git CERTSYNC_INTERVAL=5m certsync run",
+		),
+		Args: noArgs("the repository is --repo"),
+	}
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		if d.ShutdownGrace < 0 {
+			fmt.Fprintf(c.stderr, "certsync: --shutdown-grace %s: want zero or more\n", d.ShutdownGrace)
+			return exitUsage
+		}
+		if err := runDaemon(ctx, o, &d, c.getenv, log); err != nil {
+			log.Error("certsync run stopped", "error", err)
+			return exitFail
+		}
+		return exitOK
 	})
-	if !ok {
-		return code
-	}
-	if d.envErr != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", d.envErr)
-		return 2
-	}
-	if d.ShutdownGrace < 0 {
-		fmt.Fprintf(stderr, "certsync: --shutdown-grace %s: want zero or more\n", d.ShutdownGrace)
-		return 2
-	}
-	if err := runDaemon(ctx, o, &d, getenv, log); err != nil {
-		log.Error("certsync run stopped", "error", err)
-		return 1
-	}
-	return 0
+	addAgentFlags(cmd, &o)
+	addIntervalFlag(cmd.Flags(), &o, "time between passes")
+	addDaemonFlags(cmd.Flags(), &d)
+	return cmd
 }
 
-// declare adds the flags of `certsync run`.
-func (d *daemonOptions) declare(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&d.ListenAddr, "listen-addr", envOr(getenv, "listen-addr", ":8080"), "address of /healthz, /readyz, /metrics and /hooks/git")
-	fs.StringVar(&d.WebhookSecretFile, "webhook-secret-file", envOr(getenv, "webhook-secret-file", ""), "file holding the push webhook secret (or CERTSYNC_WEBHOOK_SECRET); without one /hooks/git refuses every request")
-	fs.BoolVar(&d.LeaderElect, "leader-elect", envOr(getenv, "leader-elect", "false") == "true", "hold a Lease so only one replica writes")
-	fs.StringVar(&d.LeaderElectID, "leader-elect-id", envOr(getenv, "leader-elect-id", getenv("POD_NAME")), "this replica's identity (default $POD_NAME, else the host name)")
-	fs.StringVar(&d.LeaderElectNS, "leader-elect-namespace", envOr(getenv, "leader-elect-namespace", "certsync"), "namespace of the Lease")
-	grace, err := envDuration(getenv, "shutdown-grace", 30*time.Second)
-	d.envErr = errors.Join(d.envErr, err)
-	fs.DurationVar(&d.ShutdownGrace, "shutdown-grace", grace, "on SIGTERM, how long the current pass may run on before it is abandoned (a lost Lease stops it at once)")
+func defaultDaemonOptions(getenv func(string) string) daemonOptions {
+	return daemonOptions{ListenAddr: ":8080", LeaderElectID: getenv("POD_NAME"), LeaderElectNS: "certsync", ShutdownGrace: 30 * time.Second}
 }
 
-// envDuration is the default of a duration flag: CERTSYNC_<FLAG> when set,
-// else def. A value that does not parse is an error rather than silently
-// the default, as a Deployment's typo would otherwise go unnoticed.
-func envDuration(getenv func(string) string, flagName string, def time.Duration) (time.Duration, error) {
-	v := envOr(getenv, flagName, "")
-	if v == "" {
-		return def, nil
-	}
-	dur, err := time.ParseDuration(v)
-	if err != nil {
-		return def, fmt.Errorf("CERTSYNC_%s=%q: want a duration such as 30s: %w", strings.ToUpper(strings.ReplaceAll(flagName, "-", "_")), v, err)
-	}
-	return dur, nil
+// addDaemonFlags: the agent's endpoints, Lease and shutdown.
+func addDaemonFlags(fs *pflag.FlagSet, d *daemonOptions) {
+	fs.StringVar(&d.ListenAddr, "listen-addr", d.ListenAddr, "address of /healthz, /readyz, /metrics and /hooks/git")
+	fs.StringVar(&d.WebhookSecretFile, "webhook-secret-file", d.WebhookSecretFile, "file holding the push webhook secret (or CERTSYNC_WEBHOOK_SECRET); without one /hooks/git refuses every request")
+	fs.BoolVar(&d.LeaderElect, "leader-elect", d.LeaderElect, "hold a Lease so only one replica writes")
+	fs.StringVar(&d.LeaderElectID, "leader-elect-id", d.LeaderElectID, "this replica's identity (default $POD_NAME, else the host name)")
+	fs.StringVar(&d.LeaderElectNS, "leader-elect-namespace", d.LeaderElectNS, "namespace of the Lease")
+	fs.DurationVar(&d.ShutdownGrace, "shutdown-grace", d.ShutdownGrace, "on SIGTERM, how long the current pass may run on before it is abandoned (a lost Lease stops it at once)")
 }
 
 // runDaemon serves the HTTP endpoints and runs passes until shutdown ends, with

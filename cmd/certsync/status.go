@@ -3,53 +3,66 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/reconcile"
 )
 
-// cmdStatus prints one row per declared certificate, read from Git alone:
-// no decryption key and no cluster access are needed.
-func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var output string
-	o, log, code, ok := parseCommand("status", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&output, "o", "table", "output format: table or json")
-	})
-	if !ok {
-		return code
+func (c *cli) statusCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
+	var output, namespace, selector string
+	cmd := &cobra.Command{
+		Use:   "status --repo URL",
+		Short: "List every declared certificate: expiry, next renewal, state (from Git alone)",
+		Long: `List every declared certificate with its expiry, next renewal time, the
+clusters that receive it and its state (Ready, Due, Expired, Failed,
+Ordering, Waiting), read from Git alone: no cluster is needed, and no key
+(with one, each committed file is also checked against its MAC).`,
+		Example: examples(
+			"certsync status --repo https://git.example.com/platform/certs.git",
+			"certsync status --repo ./certs -n shop -o json",
+			"certsync status --repo ./certs -l team=payments -o yaml",
+		),
+		Args: noArgs("it lists every certificate; narrow with -n or -l"),
 	}
-	if len(o.args) > 0 {
-		fmt.Fprintf(stderr, "certsync status: unexpected arguments %q (it lists every certificate)\n", o.args)
-		return 2
-	}
-	if output != "table" && output != "json" {
-		fmt.Fprintf(stderr, "certsync status: -o %q: want table or json\n", output)
-		return 2
-	}
-	o.DryRun, o.NoApply = true, true
-	res, err := reconcileOnce(ctx, o, getenv, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return 1
-	}
-	rows := statusRows(res, time.Now())
-	if output == "json" {
-		if err := writeJSON(stdout, statusJSON{Commit: res.Head, Cluster: res.ClusterName(), Certificates: rows}); err != nil {
-			fmt.Fprintf(stderr, "certsync: %v\n", err)
-			return 1
+	outputFlag(cmd, &output, "output format", "table", "json", "yaml")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only certificates in this namespace")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "only certificates with these labels, key=value[,key=value]")
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		match, err := reconcile.MatchSelector("", namespace, selector == "", selector)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "certsync status: %v\n", err)
+			return exitUsage
 		}
-	} else {
-		printStatus(stdout, res.Head, rows)
-	}
-	return reportProblems(stderr, res.Problems, "the table shows the valid declarations")
+		o.DryRun, o.NoApply = true, true
+		res, err := reconcileOnce(ctx, o, c.getenv, log)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "certsync: %v\n", err)
+			return exitFail
+		}
+		rows := statusRows(res, time.Now(), match)
+		doc := statusJSON{Commit: res.Head, Cluster: res.ClusterName(), Certificates: rows}
+		if err := writeOutput(c.stdout, output, doc, func(w io.Writer) { printStatus(w, res.Head, rows) }); err != nil {
+			fmt.Fprintf(c.stderr, "certsync: %v\n", err)
+			return exitFail
+		}
+		return reportProblems(c.stderr, res.Problems, "the table shows the valid declarations")
+	})
+	addRepoFlags(cmd.Flags(), &o)
+	addKeyFlags(cmd.Flags(), &o)
+	addClusterNameFlag(cmd.Flags(), &o)
+	return cmd
 }
 
 // statusRow is one certificate in `certsync status`.
@@ -76,7 +89,8 @@ type statusJSON struct {
 	Certificates []statusRow `json:"certificates"`
 }
 
-func statusRows(res *reconcile.Result, now time.Time) []statusRow {
+// statusRows are the rows of the certificates match selects.
+func statusRows(res *reconcile.Result, now time.Time, match func(*declared.Certificate) bool) []statusRow {
 	due := map[string]reconcile.Action{}
 	for _, a := range res.Plan.Actions {
 		if a.Certificate != nil && (a.Kind.Orders() || a.Kind == reconcile.Wait) {
@@ -86,6 +100,9 @@ func statusRows(res *reconcile.Result, now time.Time) []statusRow {
 	rows := make([]statusRow, 0, len(res.Certificates))
 	for i := range res.Certificates {
 		c := &res.Certificates[i]
+		if !match(c) {
+			continue
+		}
 		row := statusRow{Namespace: c.Namespace, Name: c.Name, DNSNames: c.DNSNames, Issuer: issuerName(c), Clusters: res.Clusters(c), State: "Ready"}
 		_, rec, ok := res.Current(c)
 		if ok {
@@ -140,54 +157,96 @@ func formatTime(t *time.Time) string {
 
 func issuerName(c *declared.Certificate) string { return c.IssuerRef.Kind + "/" + c.IssuerRef.Name }
 
-// cmdRenew commits a renewal request that the agent acts on.
-func cmdRenew(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func (c *cli) renewCommand() *cobra.Command {
+	o := defaultOptions(c.getenv)
 	var all bool
-	var namespace, selector, name string
-	o, log, code, ok := parseCommand("renew", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&all, "all", false, "request renewal of every Certificate")
-		fs.StringVar(&namespace, "namespace", "", "namespace of the Certificate (default: any)")
-		fs.StringVar(&selector, "l", "", "label selector, key=value[,key=value]")
-	})
-	if !ok {
-		return code
+	var namespace, selector string
+	cmd := &cobra.Command{
+		Use:   "renew [NAMESPACE/]NAME | --all | -l key=value",
+		Short: "Commit a renewal request; the agent renews on its next pass",
+		Long: `Commit a renewal request for certificates (cmctl renew's counterpart): a
+file under requests/renew/ with a Renew-Requested trailer, so the request is
+reviewed and audited like any change. The agent renews them on its next pass
+and removes the request.`,
+		Example: examples(
+			"certsync renew shop/web --repo https://git.example.com/platform/certs.git",
+			"certsync renew web -n shop --repo ./certs",
+			"certsync renew -l team=payments --repo ./certs --dry-run",
+			"certsync renew --all --repo ./certs",
+		),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("%s: one certificate at a time, got %q (or use --all or -l)", cmd.CommandPath(), args)
+			}
+			return nil
+		},
 	}
-	if len(o.args) > 0 {
-		name = o.args[0]
-	}
-	if ns, n, ok := strings.Cut(name, "/"); ok {
-		namespace, name = ns, n
-	}
-	match, err := reconcile.MatchSelector(name, namespace, all, selector)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync renew: %v\n", err)
-		return 2
-	}
-	repo, err := openRepo(ctx, o, getenv, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync: %v\n", err)
-		return 1
-	}
-	by := getenv("USER")
-	if host, err := os.Hostname(); err == nil {
-		by += "@" + host
-	}
-	if o.DryRun {
-		keys, err := reconcile.RenewalTargets(ctx, repo, match)
-		if err != nil {
-			fmt.Fprintf(stderr, "certsync renew: %v\n", err)
-			return 1
+	cmd.Flags().BoolVar(&all, "all", false, "request renewal of every Certificate")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the Certificate (default: any)")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, key=value[,key=value]")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "say which certificates would be renewed; commit nothing")
+	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		var name string
+		if len(o.args) > 0 {
+			name = o.args[0]
 		}
-		fmt.Fprintf(stdout, "dry run: would request renewal of %s; nothing was committed or pushed\n", strings.Join(keys, ", "))
-		return 0
+		ns := namespace
+		if n, rest, ok := strings.Cut(name, "/"); ok {
+			ns, name = n, rest
+		}
+		match, err := reconcile.MatchSelector(name, ns, all, selector)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "certsync renew: %v\n", err)
+			return exitUsage
+		}
+		repo, err := openRepo(ctx, o, c.getenv, log)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "certsync: %v\n", err)
+			return exitFail
+		}
+		by := c.getenv("USER")
+		if host, err := os.Hostname(); err == nil {
+			by += "@" + host
+		}
+		if o.DryRun {
+			keys, err := reconcile.RenewalTargets(ctx, repo, match)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "certsync renew: %v\n", err)
+				return exitFail
+			}
+			fmt.Fprintf(c.stdout, "dry run: would request renewal of %s; nothing was committed or pushed\n", strings.Join(keys, ", "))
+			return exitOK
+		}
+		keys, commit, err := reconcile.RequestRenewal(ctx, repo, match, by, time.Now())
+		if err != nil {
+			fmt.Fprintf(c.stderr, "certsync renew: %v\n", err)
+			return exitFail
+		}
+		fmt.Fprintf(c.stdout, "renewal requested for %s in commit %s; the agent renews on its next pass\n", strings.Join(keys, ", "), short(commit))
+		return exitOK
+	})
+	addRepoFlags(cmd.Flags(), &o)
+	addCommitFlags(cmd.Flags(), &o)
+	return cmd
+}
+
+// writeOutput writes doc as -o asks: json and yaml are the same document
+// (yaml through sigs.k8s.io/yaml, so field names match); anything else is
+// the command's own text form.
+func writeOutput(w io.Writer, format string, doc any, text func(io.Writer)) error {
+	switch format {
+	case "json":
+		return writeJSON(w, doc)
+	case "yaml":
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			return fmt.Errorf("write yaml: %w", err)
+		}
+		_, err = w.Write(b)
+		return err
 	}
-	keys, commit, err := reconcile.RequestRenewal(ctx, repo, match, by, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "certsync renew: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "renewal requested for %s in commit %s; the agent renews on its next pass\n", strings.Join(keys, ", "), short(commit))
-	return 0
+	text(w)
+	return nil
 }
 
 // writeJSON is every command's -o json: indented, one document.
