@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/csaupgrade"
@@ -77,7 +78,9 @@ const (
 // Client talks to one cluster on behalf of one Owner.
 type Client struct {
 	cs    kubernetes.Interface
+	meta  metadata.Interface
 	owner Owner
+	seen  verifiedVersions
 }
 
 // Client-side rate limit of a restore: a one-off bulk apply into a
@@ -135,7 +138,11 @@ func NewForConfig(cfg *rest.Config, owner Owner) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return &Client{cs: cs, owner: owner}, nil
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes metadata client: %w", err)
+	}
+	return &Client{cs: cs, meta: meta, owner: owner}, nil
 }
 
 // DataHash is the hash Apply records: over type and data, keys sorted.
@@ -210,6 +217,7 @@ func (c *Client) apply(ctx context.Context, ac *corev1ac.SecretApplyConfiguratio
 	if err != nil {
 		return nil, fmt.Errorf("apply Secret %s/%s: %w", ns, name, scrub(err))
 	}
+	c.seen.remember(live)
 	return live, nil
 }
 
@@ -241,9 +249,10 @@ func (c *Client) Create(ctx context.Context, s *corev1.Secret) error {
 		Type:       s.Type,
 		Data:       s.Data,
 	}
-	_, err := c.cs.CoreV1().Secrets(s.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
+	created, err := c.cs.CoreV1().Secrets(s.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
 	switch {
 	case err == nil:
+		c.seen.remember(created)
 		return nil
 	case apierrors.IsAlreadyExists(err):
 		return fmt.Errorf("create Secret %s/%s: %w", s.Namespace, s.Name, ErrExists)
@@ -252,45 +261,6 @@ func (c *Client) Create(ctx context.Context, s *corev1.Secret) error {
 	default:
 		return fmt.Errorf("create Secret %s/%s: %w", s.Namespace, s.Name, scrub(err))
 	}
-}
-
-// Observed is what certsync needs to know about one Secret it owns; the
-// data stays in this package.
-type Observed struct {
-	Namespace, Name     string
-	Labels, Annotations map[string]string
-	// Drifted: the data no longer matches what certsync applied.
-	Drifted bool
-}
-
-// Observe lists the Secrets this agent owns (certsync's label and its own
-// instance), in the given namespaces or all of them (nil), page by page.
-func (c *Client) Observe(ctx context.Context, namespaces []string) ([]Observed, error) {
-	if namespaces == nil {
-		namespaces = []string{metav1.NamespaceAll}
-	}
-	var out []Observed
-	for _, ns := range namespaces {
-		opts := metav1.ListOptions{LabelSelector: c.selector(), Limit: 500}
-		for {
-			list, err := c.cs.CoreV1().Secrets(ns).List(ctx, opts)
-			if err != nil {
-				return nil, fmt.Errorf("list Secrets: %w", scrub(err))
-			}
-			for i := range list.Items {
-				s := &list.Items[i]
-				out = append(out, Observed{
-					Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, Annotations: s.Annotations,
-					Drifted: s.Annotations[AppliedHashAnnotation] != DataHash(s.Type, s.Data),
-				})
-			}
-			if list.Continue == "" {
-				break
-			}
-			opts.Continue = list.Continue
-		}
-	}
-	return out, nil
 }
 
 // Get returns a Secret (tests, the demo table).
@@ -324,6 +294,7 @@ func (c *Client) Delete(ctx context.Context, namespace, name string) error {
 	}
 	uid := s.UID
 	err = c.cs.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	c.seen.forget(namespace, name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete Secret %s/%s: %w", namespace, name, scrub(err))
 	}

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/certsync/certsync/internal/testbed"
 )
@@ -286,3 +289,79 @@ func BenchmarkObserve1k(b *testing.B) {
 		}
 	}
 }
+
+// After its first list, a Client reads Secrets' data only when their
+// resourceVersion moved: an idle pass over 10,000 Secrets moves metadata,
+// not certificates. Every write is still seen — a label edit is read and
+// found in order, a data edit is drift — and so is one made while the agent
+// was down (a new Client lists everything).
+func TestObserveReadsOnlyWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	owner := Owner{Repository: "https://git.example/observe.git", Branch: "main", Cluster: "default"}
+	var gets, fullLists atomic.Int32
+	cfg := rest.CopyConfig(api.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch {
+			case r.Method != http.MethodGet:
+			case strings.Contains(r.URL.Path, "/secrets/"):
+				gets.Add(1)
+			case strings.HasSuffix(r.URL.Path, "/secrets") && !strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
+				fullLists.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	c, err := NewForConfig(cfg, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw := client(t)
+	for _, name := range []string{"a-tls", "b-tls", "c-tls"} {
+		if err := c.Apply(ctx, tlsSecret(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pass := range 2 {
+		if obs := observe(t, c); len(obs) != 3 || obs["shop/a-tls"].Drifted || obs["shop/b-tls"].Drifted {
+			t.Fatalf("pass %d observed %v", pass, obs)
+		}
+	}
+	if n, lists := gets.Load(), fullLists.Load(); n != 0 || lists != 1 {
+		t.Fatalf("two idle passes read %d Secrets one by one and listed them with their data %d times; want 0 and 1 (the first pass)", n, lists)
+	}
+
+	a, _ := raw.CoreV1().Secrets("shop").Get(ctx, "a-tls", metav1.GetOptions{})
+	a.Labels["team"] = "shop"
+	if _, err := raw.CoreV1().Secrets("shop").Update(ctx, a, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := raw.CoreV1().Secrets("shop").Get(ctx, "b-tls", metav1.GetOptions{})
+	b.Data["tls.crt"] = []byte("edited by hand")
+	if _, err := raw.CoreV1().Secrets("shop").Update(ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	obs := observe(t, c)
+	if obs["shop/a-tls"].Drifted || !obs["shop/b-tls"].Drifted || obs["shop/c-tls"].Drifted {
+		t.Fatalf("after a label edit of a and a data edit of b: %v", obs)
+	}
+	if n := gets.Load(); n != 2 {
+		t.Errorf("read %d Secrets in full; want the 2 that changed", n)
+	}
+	// Drift stays drift until certsync repairs it, pass after pass.
+	if !observe(t, c)["shop/b-tls"].Drifted {
+		t.Fatal("drift forgotten on the next pass")
+	}
+	// A restarted agent (a new Client) lists in full and sees it too.
+	restarted, err := NewForConfig(api.Config, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !observe(t, restarted)["shop/b-tls"].Drifted {
+		t.Fatal("a new Client missed the drift")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
