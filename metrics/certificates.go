@@ -12,8 +12,13 @@ import (
 type Certificate struct {
 	Name, Namespace                     string
 	IssuerName, IssuerKind, IssuerGroup string
-	NotAfter, RenewalTime               time.Time
-	Ready                               bool
+	// NotBefore and NotAfter bound the committed certificate's validity
+	// (zero when none is committed); RenewalTime is when it is renewed.
+	NotBefore, NotAfter, RenewalTime time.Time
+	Ready                            bool
+	// FailedOrders counts the orders for it that failed in a row since
+	// the last one that worked: 0 for a healthy certificate.
+	FailedOrders int
 }
 
 // certificates reports cert-manager's certificate gauges from the set of
@@ -23,6 +28,7 @@ type Certificate struct {
 // alert on an absent series would fire.
 type certificates struct {
 	expiration, ready, renewal *prometheus.Desc
+	notBefore, failedOrders    *prometheus.Desc
 
 	mu    sync.Mutex
 	certs []Certificate
@@ -39,6 +45,13 @@ func newCertificates() *certificates {
 			"The ready status of the certificate (1 for the current condition).", append(slices.Clone(certLabels), "condition"), nil),
 		renewal: prometheus.NewDesc("certmanager_certificate_renewal_timestamp_seconds",
 			"The time after which the certificate will be renewed, as a Unix timestamp.", certLabels, nil),
+		// cert-manager has no gauge for the start of the validity; with it
+		// an alert can compare the time left with the whole lifetime,
+		// which differs between CAs and profiles (90 days, 45, 160 hours).
+		notBefore: prometheus.NewDesc("certsync_certificate_not_before_timestamp_seconds",
+			"The date from which the certificate is valid, as a Unix timestamp; with the expiration, its lifetime.", certLabels, nil),
+		failedOrders: prometheus.NewDesc("certsync_certificate_consecutive_order_failures",
+			"Orders for the certificate that failed in a row since the last that worked (0: none); certsync retries after a backoff of 1h doubling up to 32h, or after a change for a permanent error.", certLabels, nil),
 	}
 }
 
@@ -66,6 +79,8 @@ func (c *certificates) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.expiration
 	ch <- c.ready
 	ch <- c.renewal
+	ch <- c.notBefore
+	ch <- c.failedOrders
 }
 
 func (c *certificates) Collect(ch chan<- prometheus.Metric) {
@@ -77,6 +92,10 @@ func (c *certificates) Collect(ch chan<- prometheus.Metric) {
 		if !cert.NotAfter.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.expiration, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), l...)
 		}
+		if !cert.NotBefore.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.notBefore, prometheus.GaugeValue, float64(cert.NotBefore.Unix()), l...)
+		}
+		ch <- prometheus.MustNewConstMetric(c.failedOrders, prometheus.GaugeValue, float64(cert.FailedOrders), l...)
 		if !cert.RenewalTime.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.renewal, prometheus.GaugeValue, float64(cert.RenewalTime.Unix()), l...)
 		}

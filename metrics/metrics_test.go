@@ -135,3 +135,78 @@ func TestDuplicateCertificateLabels(t *testing.T) {
 		t.Errorf("want the last entry to win:\n%s", out)
 	}
 }
+
+// What the alerts of deploy/monitoring read: renewals, push conflicts,
+// apply and prune errors, whether each remote answered, and per
+// certificate its lifetime and the orders that failed in a row.
+func TestAlertInputs(t *testing.T) {
+	web := Certificate{Name: "web", Namespace: "shop", IssuerName: "le", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io",
+		NotBefore: time.Unix(1790000000, 0), NotAfter: time.Unix(1800000000, 0), Ready: true, FailedOrders: 3}
+	const labels = `{issuer_group="cert-manager.io",issuer_kind="ClusterIssuer",issuer_name="le",name="web",namespace="shop"}`
+	m := New()
+	m.RecordPass(Pass{Read: true, Certificates: []Certificate{web}, Issued: 3, Renewed: 2, Failed: 2, RenewalsFailed: 1,
+		PushConflicts: 2, ApplyErrors: 1, PruneErrors: 4,
+		Reachable: map[string]bool{RemoteGit: true, RemoteAPIServer: false}})
+	out := scrape(t, m)
+	for _, want := range []string{
+		`certsync_certificate_not_before_timestamp_seconds` + labels + ` 1.79e+09`,
+		`certsync_certificate_consecutive_order_failures` + labels + ` 3`,
+		`certsync_acme_orders_total{result="issued"} 3`,
+		`certsync_acme_renewals_total{result="issued"} 2`,
+		`certsync_acme_renewals_total{result="failed"} 1`,
+		`certsync_git_push_conflicts_total 2`,
+		`certsync_apply_errors_total{action="apply"} 1`,
+		`certsync_apply_errors_total{action="prune"} 4`,
+		`certsync_remote_reachable{remote="git"} 1`,
+		`certsync_remote_reachable{remote="apiserver"} 0`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	// A pass that stopped at Git says nothing of the API server: its
+	// last value stays.
+	m.RecordPass(Pass{Err: errors.New("fetch repository: 503"), Reachable: map[string]bool{RemoteGit: false}})
+	out = scrape(t, m)
+	for _, want := range []string{`certsync_remote_reachable{remote="git"} 0`, `certsync_remote_reachable{remote="apiserver"} 0`} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("after a pass that stopped at Git: missing %s", want)
+		}
+	}
+}
+
+// What only the leader knows is absent on a replica that never led, and
+// gone from one that stood down; the counters stay.
+func TestStandbyReportsNoLeaderState(t *testing.T) {
+	leaderOnly := []string{
+		"certsync_last_successful_pass_timestamp_seconds",
+		"certsync_remote_reachable{",
+		"certmanager_certificate_expiration_timestamp_seconds{",
+		"certsync_certificate_consecutive_order_failures{",
+	}
+	m := New()
+	out := scrape(t, m)
+	for _, name := range leaderOnly {
+		if strings.Contains(out, "\n"+name) {
+			t.Errorf("a replica that never passed reports %s", name)
+		}
+	}
+	m.RecordPass(Pass{Read: true, Certificates: []Certificate{{Name: "web", Namespace: "shop", NotAfter: time.Unix(1800000000, 0)}},
+		Reachable: map[string]bool{RemoteGit: true, RemoteAPIServer: true}})
+	out = scrape(t, m)
+	for _, name := range leaderOnly {
+		if !strings.Contains(out, "\n"+name) {
+			t.Errorf("the leader does not report %s", name)
+		}
+	}
+	m.Standby()
+	out = scrape(t, m)
+	for _, name := range leaderOnly {
+		if strings.Contains(out, "\n"+name) {
+			t.Errorf("a replica that stood down still reports %s", name)
+		}
+	}
+	if !strings.Contains(out, `certsync_passes_total{result="ok"} 1`) {
+		t.Error("standing down must keep the counters (rates would jump)")
+	}
+}

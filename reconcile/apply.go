@@ -64,6 +64,7 @@ func (r *Reconciler) applyPlanned(ctx context.Context, p *pass, res *Result, fai
 			}
 		case PruneSecret:
 			if err := r.cfg.Cluster.Delete(ctx, a.Namespace, a.Name); err != nil {
+				res.PruneErrors++
 				res.Problems = append(res.Problems, fmt.Errorf("prune Secret %s/%s: %w", a.Namespace, a.Name, err))
 				continue
 			}
@@ -91,6 +92,7 @@ func (r *Reconciler) restoreCommitted(ctx context.Context, p *pass, res *Result)
 func (r *Reconciler) applyCommitted(ctx context.Context, p *pass, res *Result, a Action) {
 	s, err := r.decryptSecret(ctx, p, a.Path)
 	if err != nil {
+		res.ApplyErrors++
 		res.Problems = append(res.Problems, fmt.Errorf("apply %s/%s: %w", a.Namespace, a.Name, err))
 		return
 	}
@@ -100,6 +102,7 @@ func (r *Reconciler) applyCommitted(ctx context.Context, p *pass, res *Result, a
 
 func (r *Reconciler) apply(ctx context.Context, res *Result, path string, s *corev1.Secret) {
 	if err := r.cfg.Cluster.Apply(ctx, s); err != nil {
+		res.ApplyErrors++
 		res.Problems = append(res.Problems, fmt.Errorf("apply %s/%s from %s: %w", s.Namespace, s.Name, path, err))
 		return
 	}

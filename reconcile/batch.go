@@ -148,6 +148,7 @@ func (w *writer) flushLocked(ctx context.Context) error {
 		}
 		w.local = tree
 		err = w.r.cfg.Repo.Push(ctx)
+		w.res.Git.note(ctx, err)
 		if err == nil {
 			w.pushed(ctx, tree, changes, attempt)
 			return nil
@@ -156,6 +157,7 @@ func (w *writer) flushLocked(ctx context.Context) error {
 			w.pushErr = err
 			return fmt.Errorf("push: %w (the commit is kept locally and pushed by the next pass)", err)
 		}
+		w.res.PushRaces++
 		if attempt >= w.r.cfg.PushAttempts {
 			return fmt.Errorf("push: lost the race %d times; the certificates stay committed locally and are re-planned next pass: %w", attempt, err)
 		}

@@ -186,9 +186,30 @@ type Result struct {
 	Failed, Interrupted int
 	// Reused counts certificates ordered by an earlier pass whose commit
 	// never reached the remote, committed now instead of ordered again.
-	Reused  int
-	Applied []string // "namespace/name" of Secrets applied
-	Pruned  []string // paths and Secrets removed
+	Reused int
+	// FailedRenewals counts the failed orders that were to replace a
+	// committed certificate (Renew, Reissue); Failed includes them.
+	FailedRenewals int
+	// PushRaces counts pushes rejected because the remote branch had
+	// moved (another writer); each was followed by a fetch and a re-plan.
+	// A few are normal with several agents; a steady stream means they
+	// keep colliding.
+	PushRaces int
+	Applied   []string // "namespace/name" of Secrets applied
+	Pruned    []string // paths and Secrets removed
+	// ApplyErrors and PruneErrors count the Secrets that could not be
+	// applied (or decrypted to be applied) and removed from the cluster;
+	// their errors are in Problems.
+	ApplyErrors, PruneErrors int
+	// Git and APIServer tell whether the pass got through to the Git
+	// remote (its fetch and pushes) and to the Kubernetes API server (its
+	// list of certsync's Secrets): what an "unreachable" alert needs, as
+	// the pass's error alone does not say which one failed.
+	Git, APIServer Reach
+	// Failures is the order backoff state after the pass, by certificate
+	// key ("namespace/name"): which certificates keep failing, and how
+	// often in a row.
+	Failures map[string]Failure
 	// Problems are soft errors: bad declarations, failed orders, Secrets
 	// that could not be decrypted or applied. The pass carried on past them.
 	Problems []error
@@ -230,6 +251,35 @@ func (r *Result) Current(c *declared.Certificate) (path string, rec committed.Ce
 	return path, rec, true
 }
 
+// Reach is what a pass learnt about a remote: whether its requests got
+// through. The last request of the pass decides, so a remote that came
+// back during the pass counts as reached.
+type Reach int8
+
+const (
+	// NotTried: the pass made no request to it (it stopped earlier, or
+	// runs without a cluster). It says nothing about the remote.
+	NotTried Reach = iota
+	// Reached: the remote answered. A push that lost a race counts: the
+	// remote answered, another writer was simply first.
+	Reached
+	// Unreachable: a request failed (down, timed out, refused the
+	// credentials), other than because the pass was being stopped.
+	Unreachable
+)
+
+// note records the outcome of one request to the remote. A request that
+// failed because ctx ended (shutdown, lost leadership) says nothing about
+// the remote and leaves the state as it was.
+func (s *Reach) note(ctx context.Context, err error) {
+	switch {
+	case err == nil || errors.Is(err, ErrPushRace):
+		*s = Reached
+	case ctx.Err() == nil:
+		*s = Unreachable
+	}
+}
+
 // Issued describes one certificate ordered and committed by the pass.
 type Issued struct {
 	Kind        ActionKind
@@ -247,17 +297,23 @@ type Issued struct {
 // certificates are in Result.Problems and do not stop the others.
 func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{cluster: r.cfg.ClusterName}
+	// Whichever way the pass ends, it reports the backoff state it leaves.
+	defer func() { res.Failures = r.failureSnapshot() }()
 	if !opts.DryRun {
-		if err := r.pushPending(ctx); err != nil {
+		if err := r.pushPending(ctx, res); err != nil {
 			return res, err
 		}
 	}
 	defer r.forgetCarried()
 	tree, err := r.cfg.Repo.Fetch(ctx)
+	res.Git.note(ctx, err)
 	if err != nil {
 		return res, fmt.Errorf("fetch repository: %w", err)
 	}
 	observed, err := r.observe(ctx)
+	if r.cfg.Cluster != nil {
+		res.APIServer.note(ctx, err)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -295,6 +351,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	orders := r.order(ctx, opts.Drain, st, res.Plan, w)
 	res.Problems = append(res.Problems, orders.problems...)
 	res.Failed, res.Interrupted, res.Reused = len(orders.failed), orders.interrupted, orders.reused
+	for _, a := range orders.failed {
+		if a.Kind != Issue {
+			res.FailedRenewals++
+		}
+	}
 	if err := w.flush(ctx); err != nil {
 		return res, err
 	}
@@ -307,24 +368,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 // remote moved on meanwhile (another writer, a force-push), the local
 // commits are set aside and the certificates they hold are carried into
 // this pass: reused while still valid, never ordered again.
-func (r *Reconciler) pushPending(ctx context.Context) error {
+func (r *Reconciler) pushPending(ctx context.Context, res *Result) error {
 	n, err := r.cfg.Repo.Pending(ctx)
 	if err != nil || n == 0 {
 		return err
 	}
 	r.log.Info("pushing commits left by an earlier pass", "commits", n)
 	err = r.cfg.Repo.Push(ctx)
+	res.Git.note(ctx, err)
 	switch {
 	case err == nil:
 		return nil
 	case !errors.Is(err, ErrPushRace):
 		return fmt.Errorf("push commits left by an earlier pass: %w", err)
 	}
+	res.PushRaces++
 	changes, err := r.cfg.Repo.PendingChanges(ctx)
 	if err != nil {
 		return fmt.Errorf("read commits left by an earlier pass: %w", err)
 	}
 	remote, err := r.cfg.Repo.Fetch(ctx)
+	res.Git.note(ctx, err)
 	if err != nil {
 		return fmt.Errorf("fetch repository: %w", err)
 	}

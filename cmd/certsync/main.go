@@ -211,7 +211,7 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 			cleanup()
 			return nil, noop, fmt.Errorf("connect to the cluster: %w", err)
 		}
-		cfg.Cluster = clusterApplier{c}
+		cfg.Cluster = clusterApplier{c: c, namespaces: o.Namespaces}
 	}
 	rec, err := reconcile.New(cfg)
 	if err != nil {

@@ -32,11 +32,14 @@ type options struct {
 	AuthorEmail            string
 
 	Kubeconfig, KubeContext string
-	NoApply                 bool
-	SigningKeyFile          string
-	ProposalBranch          string
-	SigningPassphraseFile   string
-	Role                    string
+	// Namespaces are where the agent lists and prunes its Secrets; nil
+	// means all namespaces.
+	Namespaces            []string
+	NoApply               bool
+	SigningKeyFile        string
+	ProposalBranch        string
+	SigningPassphraseFile string
+	Role                  string
 
 	AgeKeyFile string
 	Cluster    string
@@ -142,6 +145,7 @@ func addClusterFlags(fs *pflag.FlagSet, o *options) {
 	addClusterNameFlag(fs, o)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster to apply to (default: $KUBECONFIG; in a Pod, the Pod's ServiceAccount)")
 	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "kubeconfig context")
+	fs.StringSliceVar(&o.Namespaces, "namespaces", o.Namespaces, "the namespaces this agent lists and prunes its Secrets in, comma-separated (default: all); set it when its RBAC grants Secrets in these namespaces only, as the Helm chart's rbac.secretNamespaces does")
 }
 
 // addPassFlags: what a pass does, and how it orders.

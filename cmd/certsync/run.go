@@ -31,6 +31,7 @@ type daemonOptions struct {
 	LeaderElect       bool
 	LeaderElectID     string
 	LeaderElectNS     string
+	LeaderElectName   string
 	ShutdownGrace     time.Duration
 }
 
@@ -69,7 +70,7 @@ the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.`,
 }
 
 func defaultDaemonOptions(getenv func(string) string) daemonOptions {
-	return daemonOptions{ListenAddr: ":8080", LeaderElectID: getenv("POD_NAME"), LeaderElectNS: "certsync", ShutdownGrace: 30 * time.Second}
+	return daemonOptions{ListenAddr: ":8080", LeaderElectID: getenv("POD_NAME"), LeaderElectNS: "certsync", LeaderElectName: "certsync", ShutdownGrace: 30 * time.Second}
 }
 
 // addDaemonFlags: the agent's endpoints, Lease and shutdown.
@@ -79,6 +80,7 @@ func addDaemonFlags(fs *pflag.FlagSet, d *daemonOptions) {
 	fs.BoolVar(&d.LeaderElect, "leader-elect", d.LeaderElect, "hold a Lease so only one replica writes")
 	fs.StringVar(&d.LeaderElectID, "leader-elect-id", d.LeaderElectID, "this replica's identity (default $POD_NAME, else the host name)")
 	fs.StringVar(&d.LeaderElectNS, "leader-elect-namespace", d.LeaderElectNS, "namespace of the Lease")
+	fs.StringVar(&d.LeaderElectName, "leader-elect-lease-name", d.LeaderElectName, "name of the Lease: agents of different repositories or clusters in one namespace need different names")
 	fs.DurationVar(&d.ShutdownGrace, "shutdown-grace", d.ShutdownGrace, "on SIGTERM, how long the current pass may run on before it is abandoned (a lost Lease stops it at once)")
 }
 
@@ -130,6 +132,9 @@ func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv fu
 
 	// lead runs passes while leading, until it ends or shutdown.
 	lead := func(leading context.Context) {
+		// A replica that stops leading stops being ready: the Service
+		// must send webhooks and HTTP-01 challenges to the leader.
+		defer ready.Store(false)
 		for leading.Err() == nil && shutdown.Err() == nil {
 			// Building (clone, listeners) and the pause after a failed
 			// build stop at once on either; only a pass gets the grace.
@@ -160,13 +165,13 @@ func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv fu
 		id, _ = os.Hostname()
 	}
 	return leader.Run(shutdown, rc, leader.Config{
-		Namespace: d.LeaderElectNS, Name: "certsync", Identity: id, Logger: log,
+		Namespace: d.LeaderElectNS, Name: d.LeaderElectName, Identity: id, Logger: log,
 		OnNewLeader: func(leaderID string) {
 			// The leader reports the certificates now. This replica's last
 			// figures would go stale and, as the leader renews, trip
 			// expiry alerts that no longer hold.
 			if leaderID != id {
-				m.SetCertificates(nil)
+				m.Standby()
 			}
 		},
 	}, lead)
@@ -273,7 +278,22 @@ func record(m *metrics.Metrics, res *reconcile.Result, err error, took time.Dura
 	if res != nil {
 		p.Problems, p.Issued, p.Pushed = len(res.Problems), len(res.Issued), res.Commit != ""
 		p.Applied, p.Pruned = len(res.Applied), len(res.Pruned)
-		p.Failed = res.Failed
+		p.Failed, p.RenewalsFailed = res.Failed, res.FailedRenewals
+		for _, is := range res.Issued {
+			if is.Kind != reconcile.Issue {
+				p.Renewed++
+			}
+		}
+		p.PushConflicts = res.PushRaces
+		p.ApplyErrors, p.PruneErrors = res.ApplyErrors, res.PruneErrors
+		// A remote the pass did not try keeps its last value: a pass that
+		// stopped at Git never asked the API server.
+		p.Reachable = map[string]bool{}
+		for remote, reach := range map[string]reconcile.Reach{metrics.RemoteGit: res.Git, metrics.RemoteAPIServer: res.APIServer} {
+			if reach != reconcile.NotTried {
+				p.Reachable[remote] = reach == reconcile.Reached
+			}
+		}
 		// Head is set once the pass has read the repository; a pass that
 		// failed before (Git away) knows nothing of the certificates, and
 		// the gauges keep their last known values.
@@ -292,15 +312,20 @@ func certificateGauges(res *reconcile.Result) []metrics.Certificate {
 		c := &res.Certificates[i]
 		mc := metrics.Certificate{Name: c.Name, Namespace: c.Namespace, IssuerName: c.IssuerRef.Name, IssuerKind: c.IssuerRef.Kind, IssuerGroup: c.IssuerRef.Group}
 		if _, rec, ok := res.Current(c); ok {
-			mc.NotAfter = rec.NotAfter
+			mc.NotBefore, mc.NotAfter = rec.NotBefore, rec.NotAfter
 			mc.RenewalTime = reconcile.RenewalTime(c, &rec, reconcile.Policy{})
 			mc.Ready = time.Now().Before(rec.NotAfter)
 		}
 		for _, is := range res.Issued {
 			if is.Certificate == c.Key() {
 				mc.NotAfter, mc.Ready = is.NotAfter, true
+				// Its lifetime is the new certificate's, not the old one's.
+				if rec, ok := res.Records[is.Path]; ok {
+					mc.NotBefore = rec.NotBefore
+				}
 			}
 		}
+		mc.FailedOrders = res.Failures[c.Key()].Count
 		certs = append(certs, mc)
 	}
 	return certs

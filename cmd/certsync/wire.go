@@ -90,7 +90,11 @@ func (g gitRepository) Push(ctx context.Context) error {
 }
 
 // clusterApplier adapts cluster.Client to reconcile.Cluster.
-type clusterApplier struct{ c *cluster.Client }
+type clusterApplier struct {
+	c *cluster.Client
+	// namespaces limits Observe (--namespaces); nil: all namespaces.
+	namespaces []string
+}
 
 var (
 	_ reconcile.Cluster       = clusterApplier{}
@@ -107,7 +111,7 @@ func (a clusterApplier) Delete(ctx context.Context, ns, name string) error {
 }
 
 func (a clusterApplier) Observe(ctx context.Context) ([]reconcile.ObservedSecret, error) {
-	obs, err := a.c.Observe(ctx, nil)
+	obs, err := a.c.Observe(ctx, a.namespaces)
 	if err != nil {
 		return nil, err
 	}
