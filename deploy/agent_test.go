@@ -4,7 +4,6 @@ package deploy
 // test asks of it: is it ready, what has it said, stop it as kubelet does.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,17 +12,18 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certsync/certsync/internal/testbed"
 )
 
 // agent is a running `certsync run`.
 type agent struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testbed.Output
 	addr string
 	done chan struct{}
 	ctx  context.Context
@@ -43,7 +43,7 @@ func (in *installed) start(t *testing.T, bin string) *agent {
 	in.pod.env["CERTSYNC_LISTEN_ADDR"] = addr
 	in.pod.env["CERTSYNC_HTTP01_ADDR"] = "127.0.0.1:0"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	a := &agent{t: t, out: &syncBuffer{}, addr: addr, done: make(chan struct{}), ctx: ctx}
+	a := &agent{t: t, out: &testbed.Output{}, addr: addr, done: make(chan struct{}), ctx: ctx}
 	a.cmd = in.pod.command(context.Background(), t, bin, "", "--kubeconfig", in.kubeconfig)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 	if err := a.cmd.Start(); err != nil {
@@ -139,22 +139,4 @@ func (a *agent) stop() int {
 		a.t.Errorf("certsync run did not exit after SIGTERM")
 		return -1
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -110,8 +110,8 @@ func TestFluxAndArgoCDConsumeCommittedSecrets(t *testing.T) {
 	// The repository: examples/flux at its root, examples/argocd as argocd/.
 	seed := filepath.Join(dir, "seed")
 	recipients := strings.NewReplacer(exampleIssuerRecipient, issuerKey.recipient, exampleClusterRecipient, clusterKey.recipient)
-	copyTree(t, "flux", seed, recipients)
-	copyTree(t, "argocd", filepath.Join(seed, "argocd"), recipients)
+	testbed.CopyTree(t, "flux", seed, recipients)
+	testbed.CopyTree(t, "argocd", filepath.Join(seed, "argocd"), recipients)
 	bare := filepath.Join(dir, "certs.git")
 	git(t, "", "init", "-q", "--bare", "-b", "main", bare)
 	git(t, seed, "init", "-q", "-b", "main")
@@ -268,32 +268,6 @@ func newAgeKey(t *testing.T, dir, name string) ageKey {
 		t.Fatalf("write the %s age key: %v", name, err)
 	}
 	return ageKey{file: file, recipient: id.Recipient().String()}
-}
-
-// copyTree copies the example folder src to dst, replacing the placeholder
-// recipients.
-func copyTree(t *testing.T, src, dst string, r *strings.Replacer) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), []byte(r.Replace(string(b))), 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copy the example %s: %v", src, err)
-	}
 }
 
 // buildCertsync builds the certsync binary from this module, so the pass

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,24 +81,6 @@ func pushHook(t *testing.T, addr, secret string) {
 	}
 }
 
-// lockedBuffer collects the replicas' logs for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func eventually(t *testing.T, what string, logs fmt.Stringer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -132,7 +113,7 @@ func TestAgentLeaderElectionWebhookMetrics(t *testing.T) {
 	b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
 	kc := kube(t, api)
 	ctx := context.Background()
-	logs := &lockedBuffer{}
+	logs := &testbed.Output{}
 	seed := b.head(t)
 
 	replicas := map[string]*replica{}
@@ -266,7 +247,7 @@ func issuedBed(t *testing.T) *bed {
 func TestAgentKeepsGaugesWhenGitIsDown(t *testing.T) {
 	b := issuedBed(t)
 	b.env["CERTSYNC_WEBHOOK_SECRET"] = "hook-secret"
-	logs := &lockedBuffer{}
+	logs := &testbed.Output{}
 	r := startAgent(t, b, "solo", logs, "--no-apply")
 	scrape := func() string { _, m := get("http://" + r.addr + "/metrics"); return m }
 

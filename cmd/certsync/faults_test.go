@@ -86,7 +86,7 @@ spec:
 // child is certsync running as a separate process.
 type child struct {
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  testbed.Output
 	done chan struct{}
 	code int
 }

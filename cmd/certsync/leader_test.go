@@ -219,7 +219,7 @@ spec:
 	}
 	b.args = append(b.args, "--kubeconfig", api.Kubeconfig)
 	kc := kube(t, api)
-	logs := &lockedBuffer{}
+	logs := &testbed.Output{}
 	// Push 1 is the order claim; push 2 carries the certificate.
 	gate := startGitGate(t, b, 2)
 	orders := b.acme.Orders()

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +72,7 @@ func TestRecordScrapes(t *testing.T) {
 	}
 
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	logs := &lockedBuffer{}
+	logs := &testbed.Output{}
 	agent := exec.Command(bin, "run",
 		"--repo", git.URL("certs"), "--branch", "main", "--git-username", gitUser,
 		"--cache-dir", filepath.Join(dir, "clone"), "--age-key-file", keyFile,
@@ -167,23 +166,4 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer collects the agent's output, written by os/exec's copier
-// and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

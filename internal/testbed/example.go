@@ -1,13 +1,14 @@
 package testbed
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/certsync/certsync/encrypt"
 )
@@ -47,31 +48,11 @@ func (a *ACME) StartExampleDNS(t TB) *ExampleDNS {
 // user would commit it with `sops --encrypt`.
 func WriteExample(t TB, src, dst string, a *ACME, dns *ExampleDNS, recipient string) {
 	t.Helper()
-	replace := map[string]string{
-		exampleACMEServer: a.DirectoryURL,
-		exampleRecipient:  recipient,
-		exampleNameserver: dns.Server.Addr,
-	}
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for from, to := range replace {
-			b = bytes.ReplaceAll(b, []byte(from), []byte(to))
-		}
-		return writeFile(filepath.Join(dst, rel), b)
-	})
-	if err != nil {
-		t.Fatalf("copy %s: %v", src, err)
-	}
+	CopyTree(t, src, dst, strings.NewReplacer(
+		exampleACMEServer, a.DirectoryURL,
+		exampleRecipient, recipient,
+		exampleNameserver, dns.Server.Addr,
+	))
 	sopsConfig, err := os.ReadFile(filepath.Join(dst, ".sops.yaml"))
 	if err != nil {
 		t.Fatalf("example .sops.yaml: %v", err)
@@ -104,4 +85,27 @@ func writeFile(p string, b []byte) error {
 		return err
 	}
 	return os.WriteFile(p, b, 0o600)
+}
+
+// CopyTree copies the files under src to dst, with r's replacements made
+// in each (an example's placeholders: its CA, its recipients).
+func CopyTree(t TB, src, dst string, r *strings.Replacer) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return writeFile(filepath.Join(dst, rel), []byte(r.Replace(string(b))))
+	})
+	if err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
 }
