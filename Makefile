@@ -6,7 +6,7 @@ GO ?= go
 TOOLS_DIR ?= $(or $(CERTSYNC_TOOLS_DIR),$(HOME)/.cache/certsync/tools)
 export CERTSYNC_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build tools demo-tools demo test lint bench clean
+.PHONY: all build tools demo-tools demo test lint bench clean image
 
 all: build
 
@@ -43,6 +43,14 @@ test: tools lint
 bench:
 	@bash hack/build-tools.sh bench >/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+# The container image, built with Go alone (no Docker, no base image):
+# static certsync for linux/amd64 and linux/arm64, CA roots, user 65532.
+# Writes the OCI image layout bin/image and prints its digest; the same
+# commit gives the same digest. Push: crane push bin/image REF.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image:
+	$(GO) run ./cmd/certsync-image --out bin/image --version $(VERSION)
 
 clean:
 	rm -rf bin
