@@ -205,11 +205,47 @@ func (e *plaintextError) Unwrap() error { return ErrPlaintext }
 // Decrypt decrypts a file written by Encrypt or by the sops CLI and checks
 // its MAC. Errors name the path and never quote plaintext.
 func (s *SOPS) Decrypt(ctx context.Context, path string, encrypted []byte) ([]byte, error) {
+	store := yamlstore.NewStore(&config.YAMLStoreConfig{})
+	tree, err := s.open(ctx, store, path, encrypted)
+	if err != nil {
+		return nil, err
+	}
+	out, err := store.EmitPlainFile(tree.Branches)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt %s: write plaintext: %v", path, err)
+	}
+	return out, nil
+}
+
+// DecryptDocument is Decrypt for a caller that wants the values rather
+// than YAML text: the file's one document as nested maps and lists, as
+// encoding/json would decode it. It saves writing the plaintext out only
+// to parse it again (two thirds of the remaining cost of a restore).
+func (s *SOPS) DecryptDocument(ctx context.Context, path string, encrypted []byte) (map[string]any, error) {
+	tree, err := s.open(ctx, yamlstore.NewStore(&config.YAMLStoreConfig{}), path, encrypted)
+	if err != nil {
+		return nil, err
+	}
+	if len(tree.Branches) != 1 {
+		return nil, fmt.Errorf("decrypt %s: the file holds %d documents; a committed Secret is one", path, len(tree.Branches))
+	}
+	doc, err := documentOf(tree.Branches[0])
+	if err != nil {
+		return nil, fmt.Errorf("decrypt %s: %w", path, err)
+	}
+	return doc, nil
+}
+
+// open loads an encrypted file and decrypts its values in place, with the
+// MAC checked.
+func (s *SOPS) open(ctx context.Context, store *yamlstore.Store, path string, encrypted []byte) (*sops.Tree, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	store := yamlstore.NewStore(&config.YAMLStoreConfig{})
-	tree, err := store.LoadEncryptedFile(encrypted)
+	tree, err := loadEncrypted(encrypted)
+	if err != nil {
+		tree, err = store.LoadEncryptedFile(encrypted)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decrypt %s: %w: not a readable SOPS file (%v)", path, ErrTampered, err)
 	}
@@ -218,19 +254,22 @@ func (s *SOPS) Decrypt(ctx context.Context, path string, encrypted []byte) ([]by
 		return nil, fmt.Errorf("decrypt %s: %w", path, err)
 	}
 	cipher := aes.NewCipher()
-	mac, err := tree.Decrypt(dataKey, cipher)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt %s: %w", path, ErrTampered)
-	}
 	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil || stored != mac {
+	if err != nil {
 		return nil, fmt.Errorf("decrypt %s: %w", path, ErrTampered)
 	}
-	out, err := store.EmitPlainFile(tree.Branches)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt %s: write plaintext: %v", path, err)
+	if mac, err := decryptValues(&tree, dataKey, cipher); err == nil && mac == stored {
+		return &tree, nil
 	}
-	return out, nil
+	// sops' own walk decides, on a fresh copy: the one above changed
+	// values in place.
+	if tree, err = store.LoadEncryptedFile(encrypted); err != nil {
+		return nil, fmt.Errorf("decrypt %s: %w: not a readable SOPS file (%v)", path, ErrTampered, err)
+	}
+	if mac, err := tree.Decrypt(dataKey, cipher); err != nil || mac != stored {
+		return nil, fmt.Errorf("decrypt %s: %w", path, ErrTampered)
+	}
+	return &tree, nil
 }
 
 // dataKey opens the file's data key with the configured age identities

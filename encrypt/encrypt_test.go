@@ -350,3 +350,62 @@ func TestRefusesPlaintext(t *testing.T) {
 		})
 	}
 }
+
+// cliDocument has the shapes of a manifest a person or Flux user writes.
+const cliDocument = `apiVersion: v1
+kind: Secret
+metadata:
+  name: web-tls
+  namespace: shop
+  labels: {app: web}
+  annotations:
+    cert-manager.io/common-name: web.example.org
+  finalizers: [one, two]
+type: kubernetes.io/tls
+data:
+  tls.crt: Q0VSVElGSUNBVEU=
+  tls.key: S0VZ
+stringData:
+  nested:
+    - {port: 8443, weight: 0.5, on: true}
+`
+
+// TestSOPSCLIFilesTakeTheOwnWay: files the real sops CLI writes (a Flux
+// user's, a person's edit) are read and walked by this package, with the
+// same result as sops' own store and walk.
+func TestSOPSCLIFilesTakeTheOwnWay(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	s, err := encrypt.New(encrypt.Config{AgeIdentities: []byte(id.String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range []string{
+		"encrypted_regex: ^(data|stringData)$",
+		"unencrypted_regex: ^(apiVersion|kind|metadata|type)$",
+		"encrypted_regex: ^(data|stringData)$\n    mac_only_encrypted: true",
+	} {
+		t.Run(rule, func(t *testing.T) {
+			dir := t.TempDir()
+			conf := "creation_rules:\n  - path_regex: .*\\.yaml$\n    age: " + id.Recipient().String() + "\n    " + rule + "\n"
+			if err := os.WriteFile(filepath.Join(dir, ".sops.yaml"), []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(cliDocument), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(testbed.Tool(t, "sops"), "--encrypt", "web.yaml")
+			cmd.Dir = dir
+			file, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("sops --encrypt: %v", err)
+			}
+			if !encrypt.ReadsOwnWay(t, s, file) {
+				t.Fatal("sops' walk was needed")
+			}
+			got, err := s.Decrypt(context.Background(), "web.yaml", file)
+			if err != nil || !sameYAML(t, got, []byte(cliDocument)) {
+				t.Fatalf("Decrypt: %v\n%s", err, got)
+			}
+		})
+	}
+}

@@ -29,9 +29,10 @@ type Tree interface {
 	ReadFile(path string) ([]byte, error)
 }
 
-// Decrypter opens committed files (SOPS, with the MAC checked).
+// Decrypter opens committed files (SOPS, with the MAC checked) into the
+// manifest's values, which render.FromDocument turns into a Secret.
 type Decrypter interface {
-	Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error)
+	DecryptDocument(ctx context.Context, path string, ciphertext []byte) (map[string]any, error)
 }
 
 // Live is what the cluster holds of one certsync-owned Secret.
@@ -245,11 +246,11 @@ func restoreOne(ctx context.Context, tree Tree, dec Decrypter, c Cluster, j job,
 	if absent[j.Namespace] {
 		return fmt.Errorf("namespace %s does not exist (create it, or run with --create-namespace)", j.Namespace)
 	}
-	plain, err := dec.Decrypt(ctx, j.Path, content)
+	doc, err := dec.DecryptDocument(ctx, j.Path, content)
 	if err != nil {
 		return fmt.Errorf("decrypt: %w", err)
 	}
-	s, err := render.Parse(plain)
+	s, err := render.FromDocument(doc)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/certsync/certsync/committed"
 )
@@ -40,11 +41,13 @@ func (t memTree) ReadFile(p string) ([]byte, error) {
 // plainDecrypter "decrypts" by returning the file; "broken" files fail.
 type plainDecrypter struct{}
 
-func (plainDecrypter) Decrypt(_ context.Context, path string, b []byte) ([]byte, error) {
+func (plainDecrypter) DecryptDocument(_ context.Context, path string, b []byte) (map[string]any, error) {
 	if strings.Contains(path, "broken") {
 		return nil, errors.New("MAC mismatch")
 	}
-	return b, nil
+	var doc map[string]any
+	err := yaml.Unmarshal(b, &doc)
+	return doc, err
 }
 
 type fakeCluster struct {

@@ -148,14 +148,14 @@ func capMemory(budget int64) (undo func()) {
 
 // treeDecrypter opens the files of tree with the agent's identities,
 // following the tree's .sops.yaml.
-func treeDecrypter(tree reconcile.Tree, identities []byte, log *slog.Logger) (reconcile.Encrypter, error) {
+func treeDecrypter(tree reconcile.Tree, identities []byte, log *slog.Logger) (sopsEncrypter, error) {
 	sopsConfig, err := tree.ReadFile(reconcile.SOPSConfigPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", reconcile.SOPSConfigPath, err)
+		return sopsEncrypter{}, fmt.Errorf("read %s: %w", reconcile.SOPSConfigPath, err)
 	}
-	dec, err := encrypterFactory(identities, log)(sopsConfig)
+	dec, err := newSOPSEncrypter(sopsConfig, identities, log)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", reconcile.SOPSConfigPath, err)
+		return sopsEncrypter{}, fmt.Errorf("load %s: %w", reconcile.SOPSConfigPath, err)
 	}
 	return dec, nil
 }

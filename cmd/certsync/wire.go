@@ -20,6 +20,7 @@ import (
 	"github.com/certsync/certsync/issuer/acme"
 	"github.com/certsync/certsync/issuer/ca"
 	"github.com/certsync/certsync/reconcile"
+	"github.com/certsync/certsync/restore"
 )
 
 // This file connects the packages: each adapter translates one library
@@ -126,12 +127,16 @@ func (a clusterApplier) Observe(ctx context.Context) ([]reconcile.ObservedSecret
 // .sops.yaml and the age identities found at start-up.
 func encrypterFactory(identities []byte, log *slog.Logger) reconcile.NewEncrypter {
 	return func(sopsConfig []byte) (reconcile.Encrypter, error) {
-		s, err := encrypt.New(encrypt.Config{SOPSConfig: sopsConfig, AgeIdentities: identities, Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		return sopsEncrypter{s}, nil
+		return newSOPSEncrypter(sopsConfig, identities, log)
 	}
+}
+
+func newSOPSEncrypter(sopsConfig, identities []byte, log *slog.Logger) (sopsEncrypter, error) {
+	s, err := encrypt.New(encrypt.Config{SOPSConfig: sopsConfig, AgeIdentities: identities, Logger: log})
+	if err != nil {
+		return sopsEncrypter{}, err
+	}
+	return sopsEncrypter{s}, nil
 }
 
 // sopsEncrypter adapts encrypt.SOPS to reconcile.Encrypter: a file none of
@@ -141,6 +146,7 @@ type sopsEncrypter struct{ *encrypt.SOPS }
 var (
 	_ reconcile.Encrypter       = sopsEncrypter{}
 	_ reconcile.RecipientLister = sopsEncrypter{}
+	_ restore.Decrypter         = sopsEncrypter{}
 )
 
 func (s sopsEncrypter) Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error) {
@@ -149,6 +155,14 @@ func (s sopsEncrypter) Decrypt(ctx context.Context, path string, ciphertext []by
 		return nil, noKeyError{err}
 	}
 	return plain, err
+}
+
+func (s sopsEncrypter) DecryptDocument(ctx context.Context, path string, ciphertext []byte) (map[string]any, error) {
+	doc, err := s.SOPS.DecryptDocument(ctx, path, ciphertext)
+	if errors.Is(err, encrypt.ErrNoKey) {
+		return nil, noKeyError{err}
+	}
+	return doc, err
 }
 
 // noKeyError keeps encrypt's message and answers to both sentinels.
