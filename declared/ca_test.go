@@ -1,6 +1,7 @@
 package declared
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestParseCAAndSelfSignedIssuers(t *testing.T) {
 		block      string
 		selfSigned *SelfSignedIssuer
 		ca         *CAIssuer
-		line       int    // of the problem, when one is wanted
+		at         string // "line:column" of the problem, when one is wanted
 		err        string // substring of the problem
 	}{
 		{name: "selfSigned", block: "selfSigned: {}", selfSigned: &SelfSignedIssuer{}},
@@ -35,33 +36,33 @@ ca:
   issuingCertificateURLs: [http://ca.example.com/ca.crt]`,
 			ca: &CAIssuer{SecretName: "root-ca", CRLDistributionPoints: []string{"http://crl.example.com/ca.crl"},
 				OCSPServers: []string{"http://ocsp.example.com"}, IssuingCertificateURLs: []string{"http://ca.example.com/ca.crt"}}},
-		{name: "ca without secretName", block: "ca: {}", line: 5, err: "spec.ca.secretName: is required"},
-		{name: "ca with a bad Secret name", block: "ca: {secretName: Root_CA}", line: 5, err: `spec.ca.secretName: "Root_CA" is not a valid Secret name`},
+		{name: "ca without secretName", block: "ca: {}", at: "5:7", err: "spec.ca.secretName: is required"},
+		{name: "ca with a bad Secret name", block: "ca: {secretName: Root_CA}", at: "5:20", err: `spec.ca.secretName: "Root_CA" is not a valid Secret name`},
 		{name: "ca with an empty OCSP server", block: `
 ca:
   secretName: root-ca
-  ocspServers: [""]`, line: 7, err: "spec.ca.ocspServers[0]: must be a valid URL"},
+  ocspServers: [""]`, at: "7:19", err: "spec.ca.ocspServers[0]: must be a valid URL"},
 		{name: "ca with an empty issuing certificate URL", block: `
 ca:
   secretName: root-ca
-  issuingCertificateURLs: [http://ca.example.com/ca.crt, ""]`, line: 7, err: "spec.ca.issuingCertificateURLs[1]: must be a valid URL"},
+  issuingCertificateURLs: [http://ca.example.com/ca.crt, ""]`, at: "7:60", err: "spec.ca.issuingCertificateURLs[1]: must be a valid URL"},
 		{name: "ca with a misspelt field", block: `
 ca:
-  secretname: root-ca`, line: 6, err: "spec.ca.secretname: unknown field"},
+  secretname: root-ca`, at: "6:5", err: "spec.ca.secretname: unknown field"},
 		{name: "selfSigned with an unknown field", block: `
 selfSigned:
-  isCA: true`, line: 6, err: "spec.selfSigned.isCA: unknown field"},
-		{name: "vault", block: "vault: {server: https://vault.example.com, path: pki/sign/web}", line: 5, err: "spec.vault: Vault issuers are not supported by certsync"},
-		{name: "venafi", block: "venafi: {zone: z}", line: 5, err: "spec.venafi: Venafi issuers are not supported by certsync"},
-		{name: "two issuer types", block: "selfSigned: {}\nca: {secretName: root-ca}", line: 5, err: "may not specify more than one issuer type"},
-		{name: "no issuer type", block: "{}", line: 5, err: "at least one issuer must be configured: acme, ca or selfSigned"},
+  isCA: true`, at: "6:5", err: "spec.selfSigned.isCA: unknown field"},
+		{name: "vault", block: "vault: {server: https://vault.example.com, path: pki/sign/web}", at: "5:3", err: "spec.vault: Vault issuers are not supported by certsync"},
+		{name: "venafi", block: "venafi: {zone: z}", at: "5:3", err: "spec.venafi: Venafi issuers are not supported by certsync"},
+		{name: "two issuer types", block: "selfSigned: {}\nca: {secretName: root-ca}", at: "5:3", err: "may not specify more than one issuer type"},
+		{name: "no issuer type", block: "{}", at: "5:3", err: "at least one issuer must be configured: acme, ca or selfSigned"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			iss, problems := parseOneIssuer(t, privateIssuer(tt.block))
 			if tt.err != "" {
-				if iss != nil || len(problems) != 1 || !strings.Contains(problems[0].Error(), tt.err) || problems[0].Source.Line != tt.line {
-					t.Fatalf("issuer %v, problems %v: want one problem at line %d with %q", iss, problems, tt.line, tt.err)
+				if iss != nil || len(problems) != 1 || !strings.Contains(problems[0].Error(), tt.err) || fmt.Sprintf("%d:%d", problems[0].Source.Line, problems[0].Source.Column) != tt.at {
+					t.Fatalf("issuer %v, problems %v: want one problem at %s with %q", iss, problems, tt.at, tt.err)
 				}
 				return
 			}

@@ -156,7 +156,7 @@ func parseLifetime(d *document, c *Certificate, duration, renewBefore string, pc
 		c.Duration = v
 	}
 	if renewBefore != "" && pct != nil {
-		return d.fail("spec.renewBefore", "renewBefore and renewBeforePercentage are mutually exclusive")
+		return d.failField("spec.renewBefore", "renewBefore and renewBeforePercentage are mutually exclusive")
 	}
 	if renewBefore != "" {
 		v, err := time.ParseDuration(renewBefore)
@@ -289,24 +289,24 @@ func parseDelivery(d *document, annotations map[string]string) (Delivery, error)
 		value := strings.TrimSpace(annotations[key])
 		switch key {
 		case AnnotationClusters:
-			out.Line = d.keyLine("metadata.annotations", key)
+			out.Line, out.Column = d.text.pos(d.literalNode("metadata.annotations", key, false))
 			for _, name := range strings.Split(value, ",") {
 				name = strings.TrimSpace(name)
 				if name == "" {
-					return out, d.failKey("metadata.annotations", key, "lists an empty cluster name (write names separated by commas, or \"all\")")
+					return out, d.failValue("metadata.annotations", key, "lists an empty cluster name (write names separated by commas, or \"all\")")
 				}
 				if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 && name != "all" {
-					return out, d.failKey("metadata.annotations", key, "%q is not a valid cluster name: %s", clip(name), strings.Join(msgs, "; "))
+					return out, d.failValue("metadata.annotations", key, "%q is not a valid cluster name: %s", clip(name), strings.Join(msgs, "; "))
 				}
 				out.Clusters = append(out.Clusters, name)
 			}
 			if len(out.Clusters) > 1 && slices.Contains(out.Clusters, "all") {
-				return out, d.failKey("metadata.annotations", key, "\"all\" cannot be combined with cluster names")
+				return out, d.failValue("metadata.annotations", key, "\"all\" cannot be combined with cluster names")
 			}
 		case AnnotationClusterSelector:
-			out.Line = d.keyLine("metadata.annotations", key)
+			out.Line, out.Column = d.text.pos(d.literalNode("metadata.annotations", key, false))
 			if value == "" {
-				return out, d.failKey("metadata.annotations", key, "is empty; write a label selector such as env=prod")
+				return out, d.failValue("metadata.annotations", key, "is empty; write a label selector such as env=prod")
 			}
 			out.Selector = value
 		default:

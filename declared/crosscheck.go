@@ -65,13 +65,9 @@ func (s *Set) crossCheck() {
 	}
 	s.Certificates = kept
 	s.checkSecrets()
-	// By file, then by line as a number ("a.yaml:9" before "a.yaml:10").
+	// By file, then by position as numbers ("a.yaml:9" before "a.yaml:10").
 	sort.SliceStable(s.Problems, func(i, j int) bool {
-		a, b := s.Problems[i].Source, s.Problems[j].Source
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		return a.Line < b.Line
+		return s.Problems[i].Source.before(s.Problems[j].Source)
 	})
 }
 

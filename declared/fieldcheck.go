@@ -34,10 +34,10 @@ func parseSubject(d *document, c *Certificate, raw *rawSubject, literal string) 
 	}
 	c.LiteralSubject = literal
 	if c.CommonName != "" {
-		return d.fail("spec.commonName", "When providing a `LiteralSubject` no `commonName` may be provided.")
+		return d.failField("spec.commonName", "When providing a `LiteralSubject` no `commonName` may be provided.")
 	}
 	if !c.Subject.IsZero() {
-		return d.fail("spec.subject", "When providing a `LiteralSubject` no `Subject` properties may be provided.")
+		return d.failField("spec.subject", "When providing a `LiteralSubject` no `Subject` properties may be provided.")
 	}
 	seq, err := rfc4514.Parse(literal)
 	if err != nil {

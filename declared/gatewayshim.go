@@ -46,7 +46,7 @@ func gatewayCerts(d *document, annotations map[string]string) ([]shimCert, []err
 		}
 		path := fmt.Sprintf("spec.listeners[%d]", i)
 		fail := func(field, msg string) {
-			errs = append(errs, d.errorAt(place{field: field}, msg))
+			errs = append(errs, d.errorAt(place{field: field}, false, msg))
 		}
 		skipHint := fmt.Sprintf("; if its certificate comes from elsewhere, name the listener in %s", annIgnoreListeners)
 		switch {

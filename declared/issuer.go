@@ -41,9 +41,9 @@ func parseIssuer(d *document, kind string) (Issuer, error) {
 	case types > 1:
 		return iss, d.fail("spec", "may not specify more than one issuer type (acme, ca, selfSigned, vault, venafi)")
 	case raw.Spec.Vault != nil:
-		return iss, d.fail("spec.vault", "Vault issuers are not supported by certsync (it implements acme, ca and selfSigned): issue these certificates with cert-manager")
+		return iss, d.failField("spec.vault", "Vault issuers are not supported by certsync (it implements acme, ca and selfSigned): issue these certificates with cert-manager")
 	case raw.Spec.Venafi != nil:
-		return iss, d.fail("spec.venafi", "Venafi issuers are not supported by certsync (it implements acme, ca and selfSigned): issue these certificates with cert-manager")
+		return iss, d.failField("spec.venafi", "Venafi issuers are not supported by certsync (it implements acme, ca and selfSigned): issue these certificates with cert-manager")
 	case raw.Spec.ACME != nil:
 		iss.ACME, err = parseACME(d, raw.Spec.ACME)
 	case raw.Spec.CA != nil:
@@ -79,7 +79,7 @@ func parseCA(d *document, field string, v any) (*CAIssuer, error) {
 		case "issuingCertificateURLs":
 			ca.IssuingCertificateURLs, err = stringList(d, field+"."+k, m[k])
 		default:
-			return nil, d.fail(field+"."+k, "unknown field; ca has secretName, crlDistributionPoints, ocspServers and issuingCertificateURLs")
+			return nil, d.failField(field+"."+k, "unknown field; ca has secretName, crlDistributionPoints, ocspServers and issuingCertificateURLs")
 		}
 		if err != nil {
 			return nil, err
@@ -113,7 +113,7 @@ func parseSelfSigned(d *document, field string, v any) (*SelfSignedIssuer, error
 	ss := &SelfSignedIssuer{}
 	for _, k := range sortedKeys(m) {
 		if k != "crlDistributionPoints" {
-			return nil, d.fail(field+"."+k, "unknown field; selfSigned has crlDistributionPoints")
+			return nil, d.failField(field+"."+k, "unknown field; selfSigned has crlDistributionPoints")
 		}
 		points, err := stringList(d, field+"."+k, m[k])
 		if err != nil {
@@ -219,7 +219,7 @@ func parseEAB(d *document, field string) (*ExternalAccountBinding, error) {
 			}
 			eab.KeySecretRef = ref
 		default:
-			return nil, d.fail(field+"."+k, "unknown field; externalAccountBinding has keyID, keySecretRef and keyAlgorithm")
+			return nil, d.failField(field+"."+k, "unknown field; externalAccountBinding has keyID, keySecretRef and keyAlgorithm")
 		}
 	}
 	if eab.KeyID == "" {
@@ -332,7 +332,7 @@ func parseDNS01(d *document, field string, raw map[string]any) (*DNS01Solver, er
 	field += "." + name
 	schema, ok := dns01Schemas[name]
 	if !ok {
-		return nil, d.fail(field, "unknown DNS-01 provider; use one of cert-manager's (%s) or webhook with solverName set to a lego provider", strings.Join(sortedKeys(dns01Schemas), ", "))
+		return nil, d.failField(field, "unknown DNS-01 provider; use one of cert-manager's (%s) or webhook with solverName set to a lego provider", strings.Join(sortedKeys(dns01Schemas), ", "))
 	}
 	block, ok := raw[name].(map[string]any)
 	if raw[name] != nil && !ok {
@@ -356,9 +356,9 @@ func parseDNS01(d *document, field string, raw map[string]any) (*DNS01Solver, er
 			}
 			s.Secrets[k] = ref
 		case schema.refused[k] != "":
-			return nil, d.fail(field+"."+k, "%s", schema.refused[k])
+			return nil, d.failField(field+"."+k, "%s", schema.refused[k])
 		default:
-			return nil, d.fail(field+"."+k, "unknown field of the %s provider; it has %s", name, strings.Join(slices.Concat(schema.settings, schema.secrets), ", "))
+			return nil, d.failField(field+"."+k, "unknown field of the %s provider; it has %s", name, strings.Join(slices.Concat(schema.settings, schema.secrets), ", "))
 		}
 	}
 	if name == DNS01Webhook {
@@ -391,7 +391,7 @@ func parseSecretRef(d *document, field string, v any) (SecretKeySelector, error)
 		case "key":
 			ref.Key = scalar(m[k])
 		default:
-			return ref, d.fail(field+"."+k, "unknown field; a Secret reference has name and key")
+			return ref, d.failField(field+"."+k, "unknown field; a Secret reference has name and key")
 		}
 	}
 	if ref.Name == "" {

@@ -1,6 +1,7 @@
 package declared
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -140,117 +141,119 @@ webhook:
 	}
 }
 
-// Problems point at the line where the offending field's value starts (a
-// missing field: where its block's content starts), as for Certificates.
+// Problems point at the offending field's value (a missing field: where
+// its block's content starts), or at its key when the field itself is
+// refused (an unknown provider or field, webhook.config), as for
+// Certificates.
 func TestParseDNS01Problems(t *testing.T) {
 	tests := []struct {
-		name     string
-		block    string
-		wantLine int
-		wantMsg  string
+		name    string
+		block   string
+		wantAt  string // "line:column"
+		wantMsg string
 	}{
 		{"webhook config would configure the agent", `
 webhook:
   solverName: exec
   config:
-    EXEC_PATH: /bin/sh`, 15, "webhook.config would configure the agent's process from the repository; set the provider's variables in the agent's environment instead"},
+    EXEC_PATH: /bin/sh`, "14:11", "webhook.config would configure the agent's process from the repository; set the provider's variables in the agent's environment instead"},
 		{"webhook without solverName", `
 webhook:
-  groupName: acme.example.com`, 13, "webhook.solverName: is required"},
+  groupName: acme.example.com`, "13:11", "webhook.solverName: is required"},
 		{"unknown provider", `
 godaddy:
-  apiKey: x`, 13, "unknown DNS-01 provider"},
+  apiKey: x`, "12:9", "unknown DNS-01 provider"},
 		{"two providers", `
 cloudflare: {}
-route53: {}`, 12, "set exactly one DNS provider"},
+route53: {}`, "12:9", "set exactly one DNS provider"},
 		{"unknown field names the field", `
 cloudflare:
   apiToken: plain-text-token
-  apiTokenSecretRef: {name: cf, key: token}`, 13, "cloudflare.apiToken: unknown field of the cloudflare provider"},
+  apiTokenSecretRef: {name: cf, key: token}`, "13:11", "cloudflare.apiToken: unknown field of the cloudflare provider"},
 		{"secret ref without name", `
 digitalocean:
-  tokenSecretRef: {key: token}`, 13, "tokenSecretRef.name: is required"},
+  tokenSecretRef: {key: token}`, "13:27", "tokenSecretRef.name: is required"},
 		{"secret ref without key (cert-manager requires it)", `
 digitalocean:
   tokenSecretRef:
-    name: do`, 14, "tokenSecretRef.key: is required"},
+    name: do`, "14:13", "tokenSecretRef.key: is required"},
 		{"secret ref with an unknown field", `
 digitalocean:
-  tokenSecretRef: {name: do, key: token, namespace: kube-system}`, 13, "tokenSecretRef.namespace: unknown field"},
+  tokenSecretRef: {name: do, key: token, namespace: kube-system}`, "13:50", "tokenSecretRef.namespace: unknown field"},
 		{"secret ref is not a mapping", `
 digitalocean:
-  tokenSecretRef: do-token`, 13, "must be a mapping with name and key"},
+  tokenSecretRef: do-token`, "13:27", "must be a mapping with name and key"},
 		{"required secret ref missing", `
-digitalocean: {}`, 12, "digitalocean.tokenSecretRef: is required"},
+digitalocean: {}`, "12:23", "digitalocean.tokenSecretRef: is required"},
 		{"setting is not a single value", `
 cloudflare:
   email: [a, b]
-  apiKeySecretRef: {name: cf, key: k}`, 13, "cloudflare.email: must be a single value"},
+  apiKeySecretRef: {name: cf, key: k}`, "13:18", "cloudflare.email: must be a single value"},
 		{"cloudflare both credentials", `
 cloudflare:
   apiKeySecretRef: {name: cf, key: k}
-  apiTokenSecretRef: {name: cf, key: t}`, 13, "cannot both be specified"},
+  apiTokenSecretRef: {name: cf, key: t}`, "13:11", "cannot both be specified"},
 		{"cloudflare key without email", `
 cloudflare:
-  apiKeySecretRef: {name: cf, key: k}`, 13, "cloudflare.email: is required with apiKeySecretRef"},
+  apiKeySecretRef: {name: cf, key: k}`, "13:11", "cloudflare.email: is required with apiKeySecretRef"},
 		{"route53 kubernetes auth", `
 route53:
   region: eu-west-1
   auth:
-    kubernetes: {serviceAccountRef: {name: certsync}}`, 15, "route53.auth: Kubernetes ServiceAccount tokens are not supported"},
+    kubernetes: {serviceAccountRef: {name: certsync}}`, "14:11", "route53.auth: Kubernetes ServiceAccount tokens are not supported"},
 		{"route53 key ID without secret", `
 route53:
-  accessKeyID: AKIA`, 13, "secretAccessKeySecretRef: is required"},
+  accessKeyID: AKIA`, "13:11", "secretAccessKeySecretRef: is required"},
 		{"rfc2136 without nameserver", `
 rfc2136:
-  tsigKeyName: k`, 13, "rfc2136.nameserver: is required"},
+  tsigKeyName: k`, "13:11", "rfc2136.nameserver: is required"},
 		{"rfc2136 bad nameserver", `
 rfc2136:
-  nameserver: "2001:db8::53"`, 13, "enclose an IPv6 address in brackets"},
+  nameserver: "2001:db8::53"`, "13:23", "enclose an IPv6 address in brackets"},
 		{"rfc2136 key name without secret", `
 rfc2136:
   nameserver: ns.example.com
   tsigKeyName: k
-  tsigAlgorithm: HMACSHA256`, 13, "tsigSecretSecretRef: is required with tsigKeyName"},
+  tsigAlgorithm: HMACSHA256`, "13:11", "tsigSecretSecretRef: is required with tsigKeyName"},
 		{"rfc2136 cert-manager's default HMACMD5", `
 rfc2136:
   nameserver: ns.example.com
   tsigKeyName: k
-  tsigSecretSecretRef: {name: tsig, key: secret}`, 13, "HMACMD5 (cert-manager's default when tsigAlgorithm is unset) is not supported"},
+  tsigSecretSecretRef: {name: tsig, key: secret}`, "13:11", "HMACMD5 (cert-manager's default when tsigAlgorithm is unset) is not supported"},
 		{"rfc2136 unknown algorithm", `
 rfc2136:
   nameserver: ns.example.com
-  tsigAlgorithm: HMACSHA3`, 14, `"HMACSHA3" is not one of`},
+  tsigAlgorithm: HMACSHA3`, "14:26", `"HMACSHA3" is not one of`},
 		{"rfc2136 over TCP", `
 rfc2136:
   nameserver: ns.example.com
-  protocol: tcp`, 14, "tcp is not supported by certsync"},
+  protocol: tcp`, "14:21", "tcp is not supported by certsync"},
 		{"azureDNS incomplete service principal", `
 azureDNS:
   clientID: c
   subscriptionID: s
-  resourceGroupName: rg`, 13, "azureDNS.tenantID: is required with a service principal"},
+  resourceGroupName: rg`, "13:11", "azureDNS.tenantID: is required with a service principal"},
 		{"azureDNS managed identity", `
 azureDNS:
   subscriptionID: s
   resourceGroupName: rg
-  managedIdentity: {clientID: c}`, 15, "azureDNS.managedIdentity: is not supported by certsync"},
+  managedIdentity: {clientID: c}`, "15:11", "azureDNS.managedIdentity: is not supported by certsync"},
 		{"azureDNS German cloud", `
 azureDNS:
   subscriptionID: s
   resourceGroupName: rg
-  environment: AzureGermanCloud`, 15, `"AzureGermanCloud" is not one of`},
+  environment: AzureGermanCloud`, "15:24", `"AzureGermanCloud" is not one of`},
 		{"cloudDNS without project", `
 cloudDNS:
-  hostedZoneName: zone`, 13, "cloudDNS.project: is required"},
+  hostedZoneName: zone`, "13:11", "cloudDNS.project: is required"},
 		{"acmeDNS without account", `
 acmeDNS:
-  host: https://auth.example.org`, 13, "acmeDNS.accountSecretRef: is required"},
+  host: https://auth.example.org`, "13:11", "acmeDNS.accountSecretRef: is required"},
 		{"akamai without access token", `
 akamai:
   serviceConsumerDomain: akab.example.net
   clientTokenSecretRef: {name: akamai, key: client-token}
-  clientSecretSecretRef: {name: akamai, key: client-secret}`, 13, "akamai.accessTokenSecretRef: is required"},
+  clientSecretSecretRef: {name: akamai, key: client-secret}`, "13:11", "akamai.accessTokenSecretRef: is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,8 +262,8 @@ akamai:
 				t.Fatalf("issuer %v, problems %v: want one problem", iss, problems)
 			}
 			p := problems[0]
-			if p.Source.Line != tt.wantLine || !strings.Contains(p.Error(), tt.wantMsg) {
-				t.Errorf("problem %q at line %d, want %q at line %d", p.Error(), p.Source.Line, tt.wantMsg, tt.wantLine)
+			if at := fmt.Sprintf("%d:%d", p.Source.Line, p.Source.Column); at != tt.wantAt || !strings.Contains(p.Error(), tt.wantMsg) {
+				t.Errorf("problem %q at %s, want %q at %s", p.Error(), at, tt.wantMsg, tt.wantAt)
 			}
 			if !strings.HasPrefix(p.Error(), "issuer.yaml:") || !strings.Contains(p.Error(), "spec.acme.solvers[0].dns01") {
 				t.Errorf("problem %q does not name the file and the field", p.Error())
@@ -285,19 +288,19 @@ spec:
 `
 	}
 	tests := []struct {
-		name     string
-		eab      string
-		want     *ExternalAccountBinding
-		wantLine int
-		wantMsg  string
+		name    string
+		eab     string
+		want    *ExternalAccountBinding
+		wantAt  string // "line:column"
+		wantMsg string
 	}{
 		{name: "key from a Secret", eab: "keyID: kid-1\nkeySecretRef: {name: zerossl-eab, key: secret}\nkeyAlgorithm: HS256",
 			want: &ExternalAccountBinding{KeyID: "kid-1", KeySecretRef: SecretKeySelector{Name: "zerossl-eab", Key: "secret"}, KeyAlgorithm: "HS256"}},
-		{name: "key is required (cert-manager has no default)", eab: "keyID: kid-1\nkeySecretRef: {name: zerossl-eab}", wantLine: 11, wantMsg: "externalAccountBinding.keySecretRef.key: is required"},
-		{name: "no keyID", eab: "keySecretRef: {name: zerossl-eab, key: secret}", wantLine: 10, wantMsg: "externalAccountBinding.keyID: is required"},
-		{name: "no keySecretRef", eab: "keyID: kid-1", wantLine: 10, wantMsg: "externalAccountBinding.keySecretRef: is required"},
-		{name: "bad keyAlgorithm", eab: "keyID: kid-1\nkeySecretRef: {name: e, key: k}\nkeyAlgorithm: RS256", wantLine: 12, wantMsg: `"RS256" is not one of HS256, HS384, HS512`},
-		{name: "unknown field", eab: "keyID: kid-1\nkeySecretRef: {name: e, key: k}\nkeySecret: plain", wantLine: 12, wantMsg: "externalAccountBinding.keySecret: unknown field"},
+		{name: "key is required (cert-manager has no default)", eab: "keyID: kid-1\nkeySecretRef: {name: zerossl-eab}", wantAt: "11:21", wantMsg: "externalAccountBinding.keySecretRef.key: is required"},
+		{name: "no keyID", eab: "keySecretRef: {name: zerossl-eab, key: secret}", wantAt: "10:7", wantMsg: "externalAccountBinding.keyID: is required"},
+		{name: "no keySecretRef", eab: "keyID: kid-1", wantAt: "10:7", wantMsg: "externalAccountBinding.keySecretRef: is required"},
+		{name: "bad keyAlgorithm", eab: "keyID: kid-1\nkeySecretRef: {name: e, key: k}\nkeyAlgorithm: RS256", wantAt: "12:21", wantMsg: `"RS256" is not one of HS256, HS384, HS512`},
+		{name: "unknown field", eab: "keyID: kid-1\nkeySecretRef: {name: e, key: k}\nkeySecret: plain", wantAt: "12:7", wantMsg: "externalAccountBinding.keySecret: unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -311,8 +314,8 @@ spec:
 				}
 				return
 			}
-			if len(problems) != 1 || problems[0].Source.Line != tt.wantLine || !strings.Contains(problems[0].Error(), tt.wantMsg) {
-				t.Fatalf("problems %v, want %q at line %d", problems, tt.wantMsg, tt.wantLine)
+			if len(problems) != 1 || fmt.Sprintf("%d:%d", problems[0].Source.Line, problems[0].Source.Column) != tt.wantAt || !strings.Contains(problems[0].Error(), tt.wantMsg) {
+				t.Fatalf("problems %v, want %q at %s", problems, tt.wantMsg, tt.wantAt)
 			}
 		})
 	}

@@ -64,10 +64,11 @@ const (
 	maxTypo = 2
 )
 
-// headField is the value of apiVersion or kind and the line of its key.
+// headField is the value of apiVersion or kind and the nodes of its key
+// and value, for problems about the field and about its value.
 type headField struct {
-	value string
-	line  int
+	value    string
+	key, val *yaml.Node
 }
 
 // head is what classify needs of a document. Duplicate keys keep every
@@ -76,7 +77,7 @@ type headField struct {
 type head struct {
 	apiVersions []headField
 	kinds       []headField
-	line        int // the document's first line
+	root        *yaml.Node // the document's start
 	// marks are the cert-manager annotations of an Ingress-like document
 	// (zero for other kinds, whose annotations are not looked at).
 	marks shimMarks
@@ -87,30 +88,32 @@ type head struct {
 // Aliases (kind: *k) and merge keys (<<: *base) are resolved as the YAML
 // decoder will resolve them when the document is read.
 func readHead(root *yaml.Node) head {
-	h := head{line: root.Line}
-	mergeLine := 0
+	h := head{root: root}
+	var mergeKey, merge *yaml.Node // <<: and its value
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch k.Value {
 		case "apiVersion":
-			h.apiVersions = append(h.apiVersions, headField{scalarValue(v), k.Line})
+			h.apiVersions = append(h.apiVersions, headField{scalarValue(v), k, v})
 		case "kind":
-			h.kinds = append(h.kinds, headField{scalarValue(v), k.Line})
+			h.kinds = append(h.kinds, headField{scalarValue(v), k, v})
 		case "<<":
-			mergeLine = k.Line
+			mergeKey, merge = k, v
 		}
 	}
-	if mergeLine > 0 && (len(h.apiVersions) == 0 || len(h.kinds) == 0) {
+	if merge != nil && (len(h.apiVersions) == 0 || len(h.kinds) == 0) {
 		var m struct {
 			APIVersion *string `yaml:"apiVersion"`
 			Kind       *string `yaml:"kind"`
 		}
 		if root.Decode(&m) == nil {
 			if len(h.apiVersions) == 0 && m.APIVersion != nil {
-				h.apiVersions = append(h.apiVersions, headField{*m.APIVersion, mergeLine})
+				k, v := mergedEntry(mergeKey, merge, "apiVersion")
+				h.apiVersions = append(h.apiVersions, headField{*m.APIVersion, k, v})
 			}
 			if len(h.kinds) == 0 && m.Kind != nil {
-				h.kinds = append(h.kinds, headField{*m.Kind, mergeLine})
+				k, v := mergedEntry(mergeKey, merge, "kind")
+				h.kinds = append(h.kinds, headField{*m.Kind, k, v})
 			}
 		}
 	}
@@ -123,12 +126,36 @@ func readHead(root *yaml.Node) head {
 	return h
 }
 
-// scalarValue is the text of a scalar node, following aliases; "" for a
-// mapping or sequence.
-func scalarValue(n *yaml.Node) string {
+// mergedEntry finds where a merge key's value (<<: *base, or a list of
+// them) writes key, as the decoder reads it: the first mapping that has
+// it wins. A problem with the merged value then points at the text that
+// holds it, in the anchored mapping; mergeKey and merge when it is not
+// found there.
+func mergedEntry(mergeKey, merge *yaml.Node, key string) (k, v *yaml.Node) {
+	maps := []*yaml.Node{merge}
+	if deref(merge).Kind == yaml.SequenceNode {
+		maps = deref(merge).Content
+	}
+	for _, m := range maps {
+		if k, v := mappingEntry(deref(m), key); k != nil {
+			return k, v
+		}
+	}
+	return mergeKey, merge
+}
+
+// deref follows an alias to its anchored node (a bounded chain).
+func deref(n *yaml.Node) *yaml.Node {
 	for depth := 0; n != nil && n.Kind == yaml.AliasNode && depth < 8; depth++ {
 		n = n.Alias
 	}
+	return n
+}
+
+// scalarValue is the text of a scalar node, following aliases; "" for a
+// mapping or sequence.
+func scalarValue(n *yaml.Node) string {
+	n = deref(n)
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return ""
 	}
@@ -136,7 +163,8 @@ func scalarValue(n *yaml.Node) string {
 }
 
 // classify decides what to do with a document. For refuse, the error is
-// located at the apiVersion or kind field it is about.
+// located at the value of the apiVersion or kind it is about (the field's
+// key when it is set twice, the document's start when it is missing).
 func (h head) classify() (verdict, *fieldError) {
 	if len(h.apiVersions) > 1 || len(h.kinds) > 1 {
 		return h.classifyDuplicates()
@@ -148,7 +176,7 @@ func (h head) classify() (verdict, *fieldError) {
 	if len(h.kinds) == 1 {
 		kind = &h.kinds[0]
 	}
-	return classifyOne(api, kind, h.line, h.marks)
+	return classifyOne(api, kind, h.root, h.marks)
 }
 
 // classifyDuplicates refuses a document with apiVersion or kind set twice
@@ -157,14 +185,14 @@ func (h head) classifyDuplicates() (verdict, *fieldError) {
 	apis, kinds := ptrs(h.apiVersions), ptrs(h.kinds)
 	for _, a := range apis {
 		for _, k := range kinds {
-			if v, _ := classifyOne(a, k, h.line, h.marks); v != skip {
-				f, line := "kind", h.line
+			if v, _ := classifyOne(a, k, h.root, h.marks); v != skip {
+				f, at := "kind", h.root
 				if len(h.kinds) > 1 {
-					line = h.kinds[1].line
+					at = h.kinds[1].key
 				} else {
-					f, line = "apiVersion", h.apiVersions[1].line
+					f, at = "apiVersion", h.apiVersions[1].key
 				}
-				return refuse, &fieldError{line: line, field: f, msg: "is set more than once: a manifest with duplicate keys is read differently by different tools; " + whatIsRead}
+				return refuse, &fieldError{node: at, field: f, msg: "is set more than once: a manifest with duplicate keys is read differently by different tools; " + whatIsRead}
 			}
 		}
 	}
@@ -185,27 +213,27 @@ func ptrs(fs []headField) []*headField {
 
 // classifyOne applies the rules of verdict's doc comment to one apiVersion
 // and kind, either of which may be missing (nil).
-func classifyOne(api, kind *headField, docLine int, marks shimMarks) (verdict, *fieldError) {
+func classifyOne(api, kind *headField, doc *yaml.Node, marks shimMarks) (verdict, *fieldError) {
 	var apiVersion, k string
-	apiLine, kindLine := docLine, docLine
+	apiAt, kindAt := doc, doc
 	if api != nil {
-		apiVersion, apiLine = api.value, api.line
+		apiVersion, apiAt = api.value, api.val
 	}
 	if kind != nil {
-		k, kindLine = kind.value, kind.line
+		k, kindAt = kind.value, kind.val
 	}
 	g, _, hasVersion := strings.Cut(apiVersion, "/")
 	if !hasVersion {
 		g = "" // the core group: apiVersion: v1
 	}
-	at := func(line int, field, format string, args ...any) (verdict, *fieldError) {
+	at := func(n *yaml.Node, field, format string, args ...any) (verdict, *fieldError) {
 		msg := fmt.Sprintf(format, args...)
 		if strings.HasSuffix(msg, "?") {
 			msg += " " + whatIsRead
 		} else {
 			msg += "; " + whatIsRead
 		}
-		return refuse, &fieldError{line: line, field: field, msg: msg}
+		return refuse, &fieldError{node: n, field: field, msg: msg}
 	}
 	nearKind, kindIsNear := nearestKind(k)
 
@@ -214,34 +242,34 @@ func classifyOne(api, kind *headField, docLine int, marks shimMarks) (verdict, *
 		switch {
 		case k == kindCert || k == KindIssuer || k == KindClusterIssuer:
 			if apiVersion != APIVersion {
-				return at(apiLine, "apiVersion", "%s is not supported: use %s", clip(apiVersion), APIVersion)
+				return at(apiAt, "apiVersion", "%s is not supported: use %s", clip(apiVersion), APIVersion)
 			}
 			return read, nil
 		case k == "CertificateRequest":
 			return skip, nil // see verdict: harmless to skip
 		case kind == nil || k == "":
-			return at(apiLine, "apiVersion", "%s with no kind: did you mean kind: Certificate, Issuer or ClusterIssuer?", clip(apiVersion))
+			return at(apiAt, "apiVersion", "%s with no kind: did you mean kind: Certificate, Issuer or ClusterIssuer?", clip(apiVersion))
 		case kindIsNear:
-			return at(kindLine, "kind", "%s: did you mean kind: %s?", clip(k), nearKind)
+			return at(kindAt, "kind", "%s: did you mean kind: %s?", clip(k), nearKind)
 		case strings.HasSuffix(k, "List"):
-			return at(kindLine, "kind", "%s: certsync does not read Lists: write each item as its own document, separated by ---", clip(k))
+			return at(kindAt, "kind", "%s: certsync does not read Lists: write each item as its own document, separated by ---", clip(k))
 		default:
-			return at(kindLine, "kind", "%s is not a kind certsync reads under %s", clip(k), group)
+			return at(kindAt, "kind", "%s is not a kind certsync reads under %s", clip(k), group)
 		}
 	case nearGroup(g) || (!hasVersion && (apiVersion == group || nearGroup(apiVersion))):
-		return at(apiLine, "apiVersion", "%s: did you mean apiVersion: %s?", clip(apiVersion), APIVersion)
+		return at(apiAt, "apiVersion", "%s: did you mean apiVersion: %s?", clip(apiVersion), APIVersion)
 	case kindIsNear && !otherProjectsGroup(g):
 		want := "apiVersion: " + APIVersion
 		if k != nearKind {
 			want += " and kind: " + nearKind
 		}
 		if apiVersion == "" {
-			return at(kindLine, "kind", "%s has no apiVersion: did you mean %s?", clip(k), want)
+			return at(kindAt, "kind", "%s has no apiVersion: did you mean %s?", clip(k), want)
 		}
 		if g == "certmanager.k8s.io" {
-			return at(apiLine, "apiVersion", "%s is cert-manager's API before 0.11, which certsync does not read: did you mean %s?", clip(apiVersion), want)
+			return at(apiAt, "apiVersion", "%s is cert-manager's API before 0.11, which certsync does not read: did you mean %s?", clip(apiVersion), want)
 		}
-		return at(apiLine, "apiVersion", "%s with kind: %s: did you mean %s?", clip(apiVersion), clip(k), want)
+		return at(apiAt, "apiVersion", "%s with kind: %s: did you mean %s?", clip(apiVersion), clip(k), want)
 	case apiVersion == "v1" && k == "Secret":
 		return readSecret, nil
 	case apiVersion == "v1" && k == "List":

@@ -30,7 +30,8 @@ func hasCertificate(set Set, key string) bool {
 }
 
 // wantOneProblem checks that set has exactly one problem, at want
-// ("path:line"), whose message contains every one of msgs.
+// ("path:line:column", or "path:line" when the column is unknown), whose
+// message contains every one of msgs.
 func wantOneProblem(t *testing.T, set Set, want string, msgs ...string) {
 	t.Helper()
 	if len(set.Problems) != 1 {
@@ -51,61 +52,61 @@ func TestMisspelledKindsAreProblems(t *testing.T) {
 	const meta = "metadata: {name: web, namespace: a}\nspec: {}\n"
 	tests := []struct {
 		name, doc string
-		want      string // "t.yaml:line"
+		want      string // "t.yaml:line:column"
 		msgs      []string
 	}{
 		{"kind typo", "apiVersion: cert-manager.io/v1\nkind: Certficate\n" + meta,
-			"t.yaml:2", []string{"kind: Certficate: did you mean kind: Certificate? certsync reads cert-manager.io/v1 Certificate, Issuer and ClusterIssuer; until this is fixed nothing is pruned"}},
+			"t.yaml:2:7", []string{"kind: Certficate: did you mean kind: Certificate? certsync reads cert-manager.io/v1 Certificate, Issuer and ClusterIssuer; until this is fixed nothing is pruned"}},
 		{"ClusterIssuer typo", "apiVersion: cert-manager.io/v1\nkind: ClusterIsuser\n" + meta,
-			"t.yaml:2", []string{"did you mean kind: ClusterIssuer?"}},
+			"t.yaml:2:7", []string{"did you mean kind: ClusterIssuer?"}},
 		{"Issuer typo", "apiVersion: cert-manager.io/v1\nkind: Isuer\n" + meta,
-			"t.yaml:2", []string{"did you mean kind: Issuer?"}},
+			"t.yaml:2:7", []string{"did you mean kind: Issuer?"}},
 		{"kind in lower case", "apiVersion: cert-manager.io/v1\nkind: certificate\n" + meta,
-			"t.yaml:2", []string{"did you mean kind: Certificate?"}},
+			"t.yaml:2:7", []string{"did you mean kind: Certificate?"}},
 		{"plural kind", "apiVersion: cert-manager.io/v1\nkind: Certificates\n" + meta,
-			"t.yaml:2", []string{"did you mean kind: Certificate?"}},
+			"t.yaml:2:7", []string{"did you mean kind: Certificate?"}},
 		{"other kind under cert-manager.io", "apiVersion: cert-manager.io/v1\nkind: Widget\n" + meta,
-			"t.yaml:2", []string{"Widget is not a kind certsync reads under cert-manager.io", "nothing is pruned"}},
+			"t.yaml:2:7", []string{"Widget is not a kind certsync reads under cert-manager.io", "nothing is pruned"}},
 		{"List kind under cert-manager.io", "apiVersion: cert-manager.io/v1\nkind: CertificateList\nitems: []\n",
-			"t.yaml:2", []string{"does not read Lists"}},
+			"t.yaml:2:7", []string{"does not read Lists"}},
 		{"no kind under cert-manager.io", "apiVersion: cert-manager.io/v1\n" + meta,
-			"t.yaml:1", []string{"with no kind"}},
+			"t.yaml:1:13", []string{"with no kind"}},
 		{"group typo", "apiVersion: cert-manger.io/v1\nkind: Certificate\n" + meta,
-			"t.yaml:1", []string{"cert-manger.io/v1: did you mean apiVersion: cert-manager.io/v1?", whatIsRead}},
+			"t.yaml:1:13", []string{"cert-manger.io/v1: did you mean apiVersion: cert-manager.io/v1?", whatIsRead}},
 		{"group typo with any kind", "# a comment\napiVersion: cert-manager.oi/v1\nkind: Whatever\n" + meta,
-			"t.yaml:2", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:2:13", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
 		{"group without dash", "apiVersion: certmanager.io/v1\nkind: Certificate\n" + meta,
-			"t.yaml:1", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:1:13", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
 		{"group in upper case", "apiVersion: Cert-Manager.io/v1\nkind: Issuer\n" + meta,
-			"t.yaml:1", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:1:13", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
 		{"group without its domain", "apiVersion: cert-manager/v1\nkind: Issuer\n" + meta,
-			"t.yaml:1", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:1:13", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
 		{"group without a version", "apiVersion: cert-manager.io\nkind: Whatever\n" + meta,
-			"t.yaml:1", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:1:13", []string{"did you mean apiVersion: cert-manager.io/v1?"}},
 		{"no apiVersion", "kind: Certificate\n" + meta,
-			"t.yaml:1", []string{"Certificate has no apiVersion: did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:1:7", []string{"Certificate has no apiVersion: did you mean apiVersion: cert-manager.io/v1?"}},
 		{"no apiVersion, kind typo", "metadata: {name: web}\nkind: ClusterIssuers\n",
-			"t.yaml:2", []string{"did you mean apiVersion: cert-manager.io/v1 and kind: ClusterIssuer?"}},
+			"t.yaml:2:7", []string{"did you mean apiVersion: cert-manager.io/v1 and kind: ClusterIssuer?"}},
 		{"empty apiVersion", "apiVersion: \"\"\nkind: Issuer\n" + meta,
-			"t.yaml:2", []string{"Issuer has no apiVersion"}},
+			"t.yaml:2:7", []string{"Issuer has no apiVersion"}},
 		{"core group", "apiVersion: v1\nkind: Certificate\n" + meta,
-			"t.yaml:1", []string{"v1 with kind: Certificate: did you mean apiVersion: cert-manager.io/v1?"}},
+			"t.yaml:1:13", []string{"v1 with kind: Certificate: did you mean apiVersion: cert-manager.io/v1?"}},
 		{"another group", "apiVersion: example.com/v1\nkind: Certficate\n" + meta,
-			"t.yaml:1", []string{"did you mean apiVersion: cert-manager.io/v1 and kind: Certificate?"}},
+			"t.yaml:1:13", []string{"did you mean apiVersion: cert-manager.io/v1 and kind: Certificate?"}},
 		{"cert-manager before 0.11", "apiVersion: certmanager.k8s.io/v1alpha1\nkind: ClusterIssuer\n" + meta,
-			"t.yaml:1", []string{"cert-manager's API before 0.11"}},
+			"t.yaml:1:13", []string{"cert-manager's API before 0.11"}},
 		{"second document", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: cert-manager.io/v1\nkind: Certficate\n" + meta,
-			"t.yaml:6", []string{"did you mean kind: Certificate?"}},
+			"t.yaml:6:7", []string{"did you mean kind: Certificate?"}},
 		{"kind set twice", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nkind: Certificate\n",
-			"t.yaml:4", []string{"kind: is set more than once"}},
+			"t.yaml:4:1", []string{"kind: is set more than once"}},
 		{"merge key with a typo", "apiVersion: cert-manager.io/v1\n<<: {kind: Certficate}\n" + meta,
-			"t.yaml:2", []string{"did you mean kind: Certificate?"}},
+			"t.yaml:2:12", []string{"did you mean kind: Certificate?"}},
 		{"alias to a typo", "apiVersion: cert-manager.io/v1\nx: &k Certficate\nkind: *k\n" + meta,
-			"t.yaml:3", []string{"did you mean kind: Certificate?"}},
+			"t.yaml:3:7", []string{"did you mean kind: Certificate?"}},
 		{"Certificate inside a List", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n- apiVersion: cert-manager.io/v1\n  kind: Certificate\n  " + strings.ReplaceAll(strings.TrimSpace(meta), "\n", "\n  ") + "\n",
-			"t.yaml:6", []string{"cert-manager.io/v1 Certificate inside a List", "its own document"}},
+			"t.yaml:6:3", []string{"cert-manager.io/v1 Certificate inside a List", "its own document"}},
 		{"wrong version", "apiVersion: cert-manager.io/v1beta1\nkind: Certificate\n" + meta,
-			"t.yaml:1", []string{"is not supported: use cert-manager.io/v1", "nothing is pruned"}},
+			"t.yaml:1:13", []string{"is not supported: use cert-manager.io/v1", "nothing is pruned"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

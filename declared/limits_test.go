@@ -41,7 +41,7 @@ func TestProblemsPerFileLimit(t *testing.T) {
 		t.Fatalf("got %d problems, want %d", len(set.Problems), MaxProblemsPerFile+1)
 	}
 	last := set.Problems[MaxProblemsPerFile]
-	if last.Source.String() != "typos.yaml:302" || !strings.Contains(last.Error(), "more than 100 problems in this file") {
+	if last.Source.String() != "typos.yaml:302:7" || !strings.Contains(last.Error(), "more than 100 problems in this file") {
 		t.Errorf("last problem = %v", last)
 	}
 }
@@ -53,12 +53,12 @@ func TestNameCountLimits(t *testing.T) {
 		name   string
 		issuer string // issuerRef name
 		names  int
-		want   string // "" when accepted, else "file:line: message"
+		want   string // "" when accepted, else "file:line:column: message"
 	}{
 		{"100 names", "letsencrypt", 100, ""},
-		{"101 names", "letsencrypt", 101, "c.yaml:11: Certificate a/many: spec.dnsNames: has 101 names; a certificate may have at most 100"},
+		{"101 names", "letsencrypt", 101, "c.yaml:11:3: Certificate a/many: spec.dnsNames: has 101 names; a certificate may have at most 100"},
 		{"25 names under tlsserver", "le-tlsserver", 25, ""},
-		{"26 names under tlsserver", "le-tlsserver", 26, `c.yaml:1: Certificate a/many: spec.dnsNames has 26 names; ClusterIssuer/le-tlsserver orders with ACME profile "tlsserver", which allows at most 25`},
+		{"26 names under tlsserver", "le-tlsserver", 26, `c.yaml:1:1: Certificate a/many: spec.dnsNames has 26 names; ClusterIssuer/le-tlsserver orders with ACME profile "tlsserver", which allows at most 25`},
 		{"26 names under the default profile", "letsencrypt", 26, ""},
 	}
 	for _, tt := range tests {
@@ -113,7 +113,7 @@ func TestDNSNames(t *testing.T) {
 				}
 				return
 			}
-			wantOneProblem(t, set, "c.yaml:13", "spec.dnsNames[1]", tt.want)
+			wantOneProblem(t, set, "c.yaml:13:5", "spec.dnsNames[1]", tt.want)
 			if n := len(set.Problems[0].Error()); n > 500 {
 				t.Errorf("the error is %d bytes long", n)
 			}
@@ -134,7 +134,7 @@ func TestCommonName(t *testing.T) {
 		t.Run(tt.cn, func(t *testing.T) {
 			c := cert("x", "a", "x-tls", fmt.Sprintf("  commonName: %q\n  dnsNames: [ok.example.com]\n", tt.cn))
 			set := parseWithBase(t, File{Path: "c.yaml", Content: []byte(c)})
-			wantOneProblem(t, set, "c.yaml:11", tt.want)
+			wantOneProblem(t, set, "c.yaml:11:15", tt.want)
 		})
 	}
 	for cn, want := range map[string]bool{
@@ -150,26 +150,26 @@ func TestCommonName(t *testing.T) {
 func TestSecretTemplate(t *testing.T) {
 	tests := []struct {
 		name, template string
-		want           string // "file:line" and message; "" when accepted
+		want           string // "file:line:column" and message; "" when accepted
 		msg            string
 	}{
 		{"valid", "    labels: {team: shop}\n    annotations: {example.com/owner: shop, cert-manager.io/allow-direct-injection: \"true\"}\n", "", ""},
 		{"annotations over 256 KiB", "    annotations:\n      example.com/big: " + strings.Repeat("x", 256<<10) + "\n",
-			"c.yaml:13", "spec.secretTemplate.annotations: are 262159 bytes in total; the API server accepts at most 262144"},
+			"c.yaml:13:5", "spec.secretTemplate.annotations: are 262159 bytes in total; the API server accepts at most 262144"},
 		{"certsync annotation", "    annotations:\n      example.com/ok: x\n      certsync.io/serial: \"01\"\n",
-			"c.yaml:15", `spec.secretTemplate.annotations["certsync.io/serial"]: "certsync.io/serial" is reserved`},
+			"c.yaml:15:7", `spec.secretTemplate.annotations["certsync.io/serial"]: "certsync.io/serial" is reserved`},
 		{"cert-manager annotation", "    annotations:\n      cert-manager.io/issuer-name: other\n",
-			"c.yaml:14", `"cert-manager.io/issuer-name" is reserved`},
+			"c.yaml:14:7", `"cert-manager.io/issuer-name" is reserved`},
 		{"managed-by label", "    labels:\n      app.kubernetes.io/managed-by: me\n",
-			"c.yaml:14", `"app.kubernetes.io/managed-by" is reserved`},
+			"c.yaml:14:7", `"app.kubernetes.io/managed-by" is reserved`},
 		{"cert-manager subdomain label", "    labels:\n      controller.cert-manager.io/fao: \"false\"\n",
-			"c.yaml:14", `"controller.cert-manager.io/fao" is reserved`},
+			"c.yaml:14:7", `"controller.cert-manager.io/fao" is reserved`},
 		{"invalid annotation key", "    annotations:\n      \"not a key\": x\n",
-			"c.yaml:14", `"not a key" is not a valid annotation key`},
+			"c.yaml:14:7", `"not a key" is not a valid annotation key`},
 		{"invalid label value", "    labels:\n      team: \"has spaces\"\n",
-			"c.yaml:14", `the value of "team", "has spaces", is not a valid label value`},
+			"c.yaml:14:13", `the value of "team", "has spaces", is not a valid label value`},
 		{"label value too long", "    labels:\n      team: " + strings.Repeat("x", 64) + "\n",
-			"c.yaml:14", "must be no more than 63"},
+			"c.yaml:14:13", "must be no more than 63"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

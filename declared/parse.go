@@ -3,9 +3,10 @@
 // It parses cert-manager.io/v1 Certificate, Issuer and ClusterIssuer
 // manifests exactly as cert-manager would read them, applies cert-manager's
 // defaults (90-day duration, RSA 2048, issuerRef kind Issuer) and validates
-// them with cert-manager's rules. Every problem is reported with the file and
-// line it comes from, and a bad declaration never hides a good one: Parse
-// returns everything it could read plus the list of problems.
+// them with cert-manager's rules. Every problem is reported with the file,
+// line and column it comes from (position.go), and a bad declaration never
+// hides a good one: Parse returns everything it could read plus the list of
+// problems.
 //
 // An Ingress or a Gateway API Gateway with cert-manager's annotations
 // (cert-manager.io/cluster-issuer, ...) stands for Certificates, read as
@@ -135,6 +136,7 @@ func parseFile(s *Set, f File) {
 		return
 	}
 	first := len(s.Problems)
+	t := NewText(f.Content)
 	dec := yaml.NewDecoder(bytes.NewReader(f.Content))
 	for {
 		if len(s.Problems)-first > MaxProblemsPerFile {
@@ -164,13 +166,14 @@ func parseFile(s *Set, f File) {
 		if root.Kind != yaml.MappingNode {
 			continue // not a Kubernetes object: not ours to judge
 		}
-		parseDocument(s, f.Path, root)
+		parseDocument(s, f.Path, t, root)
 	}
 }
 
 // parseDocument reads one document whose root is a mapping.
-func parseDocument(s *Set, path string, root *yaml.Node) {
-	d := &document{root: root, src: Source{File: path, Line: root.Line}}
+func parseDocument(s *Set, path string, t *Text, root *yaml.Node) {
+	d := &document{root: root, text: t, src: Source{File: path}}
+	d.src.Line, d.src.Column = t.pos(root)
 	h := readHead(root)
 	v, ferr := h.classify()
 	switch v {
@@ -232,7 +235,7 @@ func checkListItems(s *Set, d *document) {
 			if len(h.kinds) == 1 && len(h.apiVersions) == 1 {
 				found = clip(h.apiVersions[0].value) + " " + clip(h.kinds[0].value)
 			}
-			err := &fieldError{line: item.Line, field: fmt.Sprintf("items[%d]", i), msg: found + " inside a List: certsync does not read Lists; write each item as its own document, separated by ---; " + whatIsRead}
+			err := &fieldError{node: item, field: fmt.Sprintf("items[%d]", i), msg: found + " inside a List: certsync does not read Lists; write each item as its own document, separated by ---; " + whatIsRead}
 			s.Problems = append(s.Problems, d.problem("", err))
 		}
 	}
@@ -240,7 +243,9 @@ func checkListItems(s *Set, d *document) {
 
 // document is one YAML document with what is needed to point at its lines.
 type document struct {
-	root      *yaml.Node
+	root *yaml.Node
+	// text is the file's content, to turn a node's position into a Source.
+	text      *Text
 	src       Source
 	namespace string
 	name      string
@@ -251,22 +256,42 @@ type document struct {
 	shim *shimPlaces
 }
 
-// fieldError is a validation error located at a field of the document.
+// fieldError is a validation error located at a node of the document: the
+// value a message is about, the key of a field that should not be there,
+// or the start of the object. yaml.v3's type errors name a line that may
+// match no node: then node is nil and only line is known.
 type fieldError struct {
-	line  int
+	node  *yaml.Node
+	line  int // when node is nil
 	field string
 	msg   string
 }
 
 func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 
-// fail builds a fieldError for the dotted field path ("spec.dnsNames[1]").
+// A problem is about a field's value (a bad DNS name, a duration that does
+// not parse: fail, failValue) or about the field itself (an unknown or
+// misspelt field, one that cannot be combined with another: failField,
+// failKey), and points at the value or at the key accordingly. A field
+// that is missing points at the value of its nearest parent.
+
+// fail builds a fieldError about the value of the dotted field path
+// ("spec.dnsNames[1]").
 func (d *document) fail(field string, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	if p, ok := d.shim.locate(field); ok {
-		return d.errorAt(p, msg)
+	return d.failAt(field, false, fmt.Sprintf(format, args...))
+}
+
+// failField is fail about the field itself, located at its key (at the
+// item for a list item).
+func (d *document) failField(field string, format string, args ...any) error {
+	return d.failAt(field, true, fmt.Sprintf(format, args...))
+}
+
+func (d *document) failAt(field string, onKey bool, msg string) error {
+	if p, exact, ok := d.shim.locate(field); ok {
+		return d.errorAt(p, onKey && exact, msg)
 	}
-	return &fieldError{line: d.line(field), field: field, msg: msg}
+	return &fieldError{node: d.nodeOf(field, onKey), field: field, msg: msg}
 }
 
 func (d *document) problem(kind string, err error) Problem {
@@ -278,66 +303,90 @@ func (d *document) problem(kind string, err error) Problem {
 		}
 	}
 	var fe *fieldError
-	if errors.As(err, &fe) && fe.line > 0 {
-		p.Source.Line = fe.line
+	if errors.As(err, &fe) {
+		switch {
+		case fe.node != nil:
+			p.Source.Line, p.Source.Column = d.text.pos(fe.node)
+		case fe.line > 0:
+			p.Source.Line, p.Source.Column = fe.line, 0
+		}
 	}
 	return p
 }
 
-// line finds the line of a dotted field path such as "spec.dnsNames[1]",
-// falling back to the deepest ancestor found.
-func (d *document) line(field string) int {
-	_, line := d.node(field)
-	return line
+// nodeOf is the node a problem with a dotted field path such as
+// "spec.dnsNames[1]" points at: its value, or with onKey its key (a list
+// item has no key: the item). When the path is not all there, the value
+// of the deepest ancestor found.
+func (d *document) nodeOf(field string, onKey bool) *yaml.Node {
+	n, _ := d.walk(field, onKey)
+	return n
 }
 
-// node finds the node of a dotted field path ("" is the root), or nil, and
-// the line of the deepest node found on the way.
-func (d *document) node(field string) (*yaml.Node, int) {
+// walk is nodeOf, and whether the whole path was found.
+func (d *document) walk(field string, onKey bool) (*yaml.Node, bool) {
 	n := d.root
-	best := n.Line
 	if field == "" {
-		return n, best
+		return n, true
 	}
-	for _, part := range strings.Split(field, ".") {
+	parts := strings.Split(field, ".")
+	for i, part := range parts {
 		idx := -1
-		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
-			fmt.Sscanf(part[i+1:len(part)-1], "%d", &idx)
-			part = part[:i]
+		if j := strings.IndexByte(part, '['); j >= 0 && strings.HasSuffix(part, "]") {
+			fmt.Sscanf(part[j+1:len(part)-1], "%d", &idx)
+			part = part[:j]
 		}
-		next := mappingValue(n, part)
+		key, next := mappingEntry(n, part)
 		if next == nil {
-			return nil, best
+			return n, false
+		}
+		if onKey && idx < 0 && i == len(parts)-1 {
+			return key, true
 		}
 		n = next
-		best = n.Line
 		if idx >= 0 {
 			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return nil, best
+				return n, false
 			}
 			n = n.Content[idx]
-			best = n.Line
 		}
 	}
-	return n, best
+	return n, true
 }
 
-// failKey is fail for one key of the mapping at field, located at the
-// key's own line. Keys are taken literally: "tls.crt" or
-// "example.com/team" are one key, not a path.
+// failKey is failField for one key of the mapping at field, located at
+// the key. Keys are taken literally: "tls.crt" or "example.com/team" are
+// one key, not a path.
 func (d *document) failKey(field, key string, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
+	return d.failLiteral(field, key, true, fmt.Sprintf(format, args...))
+}
+
+// failValue is fail for the value of one key of the mapping at field (an
+// annotation's value, say), keys taken literally as by failKey.
+func (d *document) failValue(field, key string, format string, args ...any) error {
+	return d.failLiteral(field, key, false, fmt.Sprintf(format, args...))
+}
+
+func (d *document) failLiteral(field, key string, onKey bool, msg string) error {
 	if !strings.HasPrefix(field, "metadata") {
-		if p, ok := d.shim.locate(field + "." + key); ok {
-			return d.errorAt(p, msg)
+		if p, exact, ok := d.shim.locate(field + "." + key); ok {
+			return d.errorAt(p, onKey && exact, msg)
 		}
 	}
-	return d.keyError(field, key, msg)
+	return d.literalError(field, key, onKey, msg)
 }
 
 // keyError is failKey's error, never relocated by d.shim.
 func (d *document) keyError(field, key, msg string) error {
-	line := d.keyLine(field, key)
+	return d.literalError(field, key, true, msg)
+}
+
+// valueError is failValue's error, never relocated by d.shim.
+func (d *document) valueError(field, key, msg string) error {
+	return d.literalError(field, key, false, msg)
+}
+
+func (d *document) literalError(field, key string, onKey bool, msg string) error {
 	name := fmt.Sprintf("%s[%q]", field, clip(key))
 	switch {
 	case field == "":
@@ -345,29 +394,33 @@ func (d *document) keyError(field, key, msg string) error {
 	case isIdentifier(key):
 		name = field + "." + key
 	}
-	return &fieldError{line: line, field: name, msg: msg}
+	return &fieldError{node: d.literalNode(field, key, onKey), field: name, msg: msg}
 }
 
-// errorAt is the fieldError for a place of the document.
-func (d *document) errorAt(p place, msg string) error {
+// errorAt is the fieldError for a place of the document, at the key or
+// the value written there.
+func (d *document) errorAt(p place, onKey bool, msg string) error {
 	if p.key != "" {
-		return d.keyError(p.field, p.key, msg)
+		return d.literalError(p.field, p.key, onKey, msg)
 	}
-	return &fieldError{line: d.line(p.field), field: p.field, msg: msg}
+	return &fieldError{node: d.nodeOf(p.field, onKey), field: p.field, msg: msg}
 }
 
-// keyLine is the line of one key of the mapping at field (the mapping's
-// own line when the key is absent).
-func (d *document) keyLine(field, key string) int {
-	n, line := d.node(field)
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i].Line
-			}
-		}
+// literalNode is the key (onKey) or the value of one key of the mapping at
+// field, or the mapping's own node when the key is absent.
+func (d *document) literalNode(field, key string, onKey bool) *yaml.Node {
+	n, found := d.walk(field, false)
+	if !found {
+		return n
 	}
-	return line
+	k, v := mappingEntry(n, key)
+	switch {
+	case k == nil:
+		return n
+	case onKey:
+		return k
+	}
+	return v
 }
 
 // isIdentifier reports whether a key can be written as a path element
@@ -382,19 +435,26 @@ func isIdentifier(key string) bool {
 }
 
 func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
+	_, v := mappingEntry(n, key)
+	return v
+}
+
+// mappingEntry is the key and value nodes of key in mapping n, or nils.
+func mappingEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			return n.Content[i+1]
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // decode fills v from the document, turning type errors into a message
-// with the document's own line numbers.
+// located at the value of the wrong type. yaml.v3 names only its line: the
+// value is the deepest one starting on that line.
 func (d *document) decode(v any) error {
 	err := d.root.Decode(v)
 	if err == nil {
@@ -404,11 +464,12 @@ func (d *document) decode(v any) error {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		if m := typeErrorLine.FindStringSubmatch(te.Errors[0]); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			field := d.pathAt(d.root, "", line)
+			msg := fmt.Sprintf("must be %s, not %s", goKindName(m[3]), yamlKindName(m[2]))
+			field, n := d.pathAt(d.root, "", line)
 			if field == "" {
-				field = "manifest"
+				return &fieldError{line: line, field: "manifest", msg: msg}
 			}
-			return &fieldError{line: line, field: field, msg: fmt.Sprintf("must be %s, not %s", goKindName(m[3]), yamlKindName(m[2]))}
+			return &fieldError{node: n, field: field, msg: msg}
 		}
 	}
 	return fmt.Errorf("cannot read manifest: %v", err)
@@ -419,35 +480,39 @@ func (d *document) decode(v any) error {
 var typeErrorLine = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+) .* into (\S+)$`)
 
 // pathAt is the dotted path of the deepest field whose value starts on
-// line, for messages about a value of the wrong type.
-func (d *document) pathAt(n *yaml.Node, prefix string, line int) string {
+// line, and that value (its key when only the key is on line), for
+// messages about a value of the wrong type.
+func (d *document) pathAt(n *yaml.Node, prefix string, line int) (string, *yaml.Node) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i].Value, n.Content[i+1]
-			p := key
+			key, val := n.Content[i], n.Content[i+1]
+			p := key.Value
 			if prefix != "" {
-				p = prefix + "." + key
+				p = prefix + "." + key.Value
 			}
-			if deeper := d.pathAt(val, p, line); deeper != "" {
-				return deeper
+			if deeper, at := d.pathAt(val, p, line); deeper != "" {
+				return deeper, at
 			}
-			if val.Line == line || n.Content[i].Line == line {
-				return p
+			switch line {
+			case val.Line:
+				return p, val
+			case key.Line:
+				return p, key
 			}
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", prefix, i)
-			if deeper := d.pathAt(item, p, line); deeper != "" {
-				return deeper
+			if deeper, at := d.pathAt(item, p, line); deeper != "" {
+				return deeper, at
 			}
 			if item.Line == line && item.Kind != yaml.MappingNode {
-				return p
+				return p, item
 			}
 		}
 	}
-	return ""
+	return "", nil
 }
 
 func yamlKindName(tag string) string {

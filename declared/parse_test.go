@@ -56,7 +56,7 @@ func TestParseDefaultsAndShape(t *testing.T) {
 	if c.Duration != 90*24*time.Hour || c.PrivateKey.String() != "RSA-2048" || c.PrivateKey.RotationPolicy != RotateAlways {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	if c.Source.String() != "certs/web.yaml:1" {
+	if c.Source.String() != "certs/web.yaml:1:1" {
 		t.Errorf("source = %s", c.Source)
 	}
 	iss := set.IssuerFor(&c)
@@ -69,7 +69,7 @@ func TestParseProblems(t *testing.T) {
 	tests := []struct {
 		name     string
 		files    map[string]string
-		wantFile string // "path:line" the problem must name
+		wantFile string // "path:line:column" the problem must name
 		wantMsg  string
 		wantOK   int // certificates that must still be parsed
 	}{
@@ -81,22 +81,22 @@ func TestParseProblems(t *testing.T) {
 		{
 			name:     "unknown issuer",
 			files:    map[string]string{"c.yaml": strings.Replace(cert("x", "a", "x-tls", "  dnsNames: [x.example.com]\n"), "name: letsencrypt", "name: nope", 1)},
-			wantFile: "c.yaml:1", wantMsg: "ClusterIssuer nope is not declared", wantOK: 1,
+			wantFile: "c.yaml:1:1", wantMsg: "ClusterIssuer nope is not declared", wantOK: 1,
 		},
 		{
 			name:     "commonName not in dnsNames",
 			files:    map[string]string{"c.yaml": cert("x", "a", "x-tls", "  commonName: other.example.com\n  dnsNames: [x.example.com]\n")},
-			wantFile: "c.yaml:1", wantMsg: "ACME requires the commonName to also be present in the list of dnsNames", wantOK: 1,
+			wantFile: "c.yaml:1:1", wantMsg: "ACME requires the commonName to also be present in the list of dnsNames", wantOK: 1,
 		},
 		{
 			name:     "bad DNS name points at its line",
 			files:    map[string]string{"c.yaml": cert("x", "a", "x-tls", "  dnsNames:\n  - ok.example.com\n  - bad_name.example.com\n")},
-			wantFile: "c.yaml:13", wantMsg: "spec.dnsNames[1]", wantOK: 1,
+			wantFile: "c.yaml:13:5", wantMsg: "spec.dnsNames[1]", wantOK: 1,
 		},
 		{
 			name:     "wildcard in the middle",
 			files:    map[string]string{"c.yaml": cert("x", "a", "x-tls", "  dnsNames: [a.*.example.com]\n")},
-			wantFile: "c.yaml:11", wantMsg: "wildcard", wantOK: 1,
+			wantFile: "c.yaml:11:14", wantMsg: "wildcard", wantOK: 1,
 		},
 		{
 			name: "duplicate secretName",
@@ -104,32 +104,32 @@ func TestParseProblems(t *testing.T) {
 				"c1.yaml": cert("x", "a", "same-tls", "  dnsNames: [x.example.com]\n"),
 				"c2.yaml": cert("y", "a", "same-tls", "  dnsNames: [y.example.com]\n"),
 			},
-			wantFile: "c1.yaml:1", wantMsg: "spec.secretName a/same-tls is used by 2 Certificates", wantOK: 1,
+			wantFile: "c1.yaml:1:1", wantMsg: "spec.secretName a/same-tls is used by 2 Certificates", wantOK: 1,
 		},
 		{
 			name:     "RSA too small",
 			files:    map[string]string{"c.yaml": cert("x", "a", "x-tls", "  dnsNames: [x.example.com]\n  privateKey:\n    algorithm: RSA\n    size: 1024\n")},
-			wantFile: "c.yaml:14", wantMsg: "between 2048 and 8192", wantOK: 1,
+			wantFile: "c.yaml:14:11", wantMsg: "between 2048 and 8192", wantOK: 1,
 		},
 		{
 			name:     "renewBefore longer than duration",
 			files:    map[string]string{"c.yaml": cert("x", "a", "x-tls", "  dnsNames: [x.example.com]\n  duration: 24h\n  renewBefore: 48h\n")},
-			wantFile: "c.yaml:13", wantMsg: "must be shorter than the duration", wantOK: 1,
+			wantFile: "c.yaml:13:16", wantMsg: "must be shorter than the duration", wantOK: 1,
 		},
 		{
 			name:     "bad duration",
 			files:    map[string]string{"c.yaml": cert("x", "a", "x-tls", "  dnsNames: [x.example.com]\n  duration: 90 days\n")},
-			wantFile: "c.yaml:12", wantMsg: "is not a duration", wantOK: 1,
+			wantFile: "c.yaml:12:13", wantMsg: "is not a duration", wantOK: 1,
 		},
 		{
 			name:     "missing secretName",
 			files:    map[string]string{"c.yaml": strings.Replace(cert("x", "a", "x-tls", "  dnsNames: [x.example.com]\n"), "  secretName: x-tls\n", "", 1)},
-			wantFile: "c.yaml:7", wantMsg: "spec.secretName: is required", wantOK: 1,
+			wantFile: "c.yaml:7:3", wantMsg: "spec.secretName: is required", wantOK: 1,
 		},
 		{
 			name:     "wrong apiVersion",
 			files:    map[string]string{"c.yaml": strings.Replace(cert("x", "a", "x-tls", ""), "cert-manager.io/v1", "cert-manager.io/v1alpha2", 1)},
-			wantFile: "c.yaml:1", wantMsg: "use cert-manager.io/v1", wantOK: 1,
+			wantFile: "c.yaml:1:13", wantMsg: "use cert-manager.io/v1", wantOK: 1,
 		},
 	}
 	for _, tt := range tests {

@@ -80,7 +80,7 @@ func requireEncrypted(d *document, field, path string) error {
 			continue
 		}
 		if v.Kind != yaml.ScalarNode || !strings.HasPrefix(v.Value, sopsValuePrefix) {
-			return d.failKey(field, k.Value, "%q is not encrypted: anyone who can read the repository can read it; encrypt it (sops --encrypt --in-place %s)", clip(k.Value), path)
+			return d.failValue(field, k.Value, "%q is not encrypted: anyone who can read the repository can read it; encrypt it (sops --encrypt --in-place %s)", clip(k.Value), path)
 		}
 	}
 	return nil
@@ -123,12 +123,7 @@ func (s *Set) checkSecrets() {
 				sources = append(sources, s.Secrets[i].Source)
 			}
 			// Files are parsed in parallel: list them in a stable order.
-			sort.Slice(sources, func(a, b int) bool {
-				if sources[a].File != sources[b].File {
-					return sources[a].File < sources[b].File
-				}
-				return sources[a].Line < sources[b].Line
-			})
+			sort.Slice(sources, func(a, b int) bool { return sources[a].before(sources[b]) })
 			var where []string
 			for _, src := range sources {
 				where = append(where, src.String())

@@ -29,30 +29,30 @@ func TestSecrets(t *testing.T) {
 	tests := []struct {
 		name  string
 		files map[string]string
-		// want are the recorded Secrets as "namespace/name@file:line".
+		// want are the recorded Secrets as "namespace/name@file:line:column".
 		want []string
-		// problems are "file:line: substring", in order.
+		// problems are "file:line:column: substring", in order.
 		problems []string
 	}{
 		{
 			name:  "encrypted Secret recorded",
 			files: map[string]string{"s.yaml": sopsSecret(cloudflare)},
-			want:  []string{"cert-manager/cloudflare@s.yaml:1"},
+			want:  []string{"cert-manager/cloudflare@s.yaml:1:1"},
 		},
 		{
 			name:  "namespace defaults to default",
 			files: map[string]string{"s.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + sopsSecret("  name: token\n")},
-			want:  []string{"default/token@s.yaml:5"},
+			want:  []string{"default/token@s.yaml:5:1"},
 		},
 		{
 			name:     "plaintext Secret with data",
 			files:    map[string]string{"p.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ntype: Opaque\ndata:\n  token: c2VjcmV0\n"},
-			problems: []string{"p.yaml:5: Secret default/creds: data: plaintext Secret with data: anyone who can read the repository can read it; encrypt it (sops --encrypt --in-place p.yaml) — certsync never uses it"},
+			problems: []string{"p.yaml:5:1: Secret default/creds: data: plaintext Secret with data: anyone who can read the repository can read it; encrypt it (sops --encrypt --in-place p.yaml) — certsync never uses it"},
 		},
 		{
 			name:     "plaintext Secret with stringData",
 			files:    map[string]string{"p.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: dns}\nstringData: {token: hunter2}\n"},
-			problems: []string{"p.yaml:4: Secret dns/creds: stringData: plaintext Secret with stringData"},
+			problems: []string{"p.yaml:4:1: Secret dns/creds: stringData: plaintext Secret with stringData"},
 		},
 		{
 			name: "plaintext Secret without data is fine",
@@ -62,17 +62,17 @@ func TestSecrets(t *testing.T) {
 		{
 			name:     "encrypted Secret with a value left in the clear",
 			files:    map[string]string{"s.yaml": strings.Replace(sopsSecret(cloudflare), "stringData:\n", "stringData:\n  zone_unencrypted: example.com\n", 1)},
-			problems: []string{`s.yaml:8: Secret cert-manager/cloudflare: stringData["zone_unencrypted"]: "zone_unencrypted" is not encrypted`},
+			problems: []string{`s.yaml:8:21: Secret cert-manager/cloudflare: stringData["zone_unencrypted"]: "zone_unencrypted" is not encrypted`},
 		},
 		{
 			name:     "encrypted metadata",
 			files:    map[string]string{"s.yaml": sopsSecret("  name: ENC[AES256_GCM,data:eA==,iv:aXY=,tag:dGFn,type:str]\n")},
-			problems: []string{"s.yaml:4: metadata: is encrypted: certsync finds a Secret by its plaintext name"},
+			problems: []string{"s.yaml:4:3: metadata: is encrypted: certsync finds a Secret by its plaintext name"},
 		},
 		{
 			name:     "invalid name",
 			files:    map[string]string{"s.yaml": sopsSecret("  name: Not_A_Name\n")},
-			problems: []string{`s.yaml:4: Secret default/Not_A_Name: metadata.name: "Not_A_Name"`},
+			problems: []string{`s.yaml:4:9: Secret default/Not_A_Name: metadata.name: "Not_A_Name"`},
 		},
 		{
 			name: "declared twice",
@@ -81,14 +81,14 @@ func TestSecrets(t *testing.T) {
 				"b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + sopsSecret(cloudflare),
 			},
 			problems: []string{
-				"a.yaml:1: Secret cert-manager/cloudflare: declared 2 times (a.yaml:1, b.yaml:5)",
-				"b.yaml:5: Secret cert-manager/cloudflare: declared 2 times",
+				"a.yaml:1:1: Secret cert-manager/cloudflare: declared 2 times (a.yaml:1:1, b.yaml:5:1)",
+				"b.yaml:5:1: Secret cert-manager/cloudflare: declared 2 times",
 			},
 		},
 		{
 			name:     "the Secret a Certificate writes",
 			files:    map[string]string{"s.yaml": sopsSecret("  name: good-tls\n  namespace: a\n")},
-			problems: []string{"s.yaml:1: Secret a/good-tls: is the spec.secretName of Certificate a/good"},
+			problems: []string{"s.yaml:1:1: Secret a/good-tls: is the spec.secretName of Certificate a/good"},
 		},
 	}
 	for _, tt := range tests {

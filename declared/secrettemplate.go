@@ -45,7 +45,7 @@ func validateSecretTemplate(d *document, t SecretTemplate) error {
 			return d.failKey(labels, k, "%q is not a valid label key: %s", clip(k), strings.Join(msgs, "; "))
 		}
 		if msgs := validation.IsValidLabelValue(t.Labels[k]); len(msgs) > 0 {
-			return d.failKey(labels, k, "the value of %q, %q, is not a valid label value: %s", clip(k), clip(t.Labels[k]), strings.Join(msgs, "; "))
+			return d.failValue(labels, k, "the value of %q, %q, is not a valid label value: %s", clip(k), clip(t.Labels[k]), strings.Join(msgs, "; "))
 		}
 		if reservedKey(k) || k == managedByLabel {
 			return d.failKey(labels, k, "%q is reserved: %s", clip(k), reservedWhy)

@@ -235,18 +235,24 @@ type shimPlaces struct {
 }
 
 // locate finds the place of a Certificate field; false on a nil receiver
-// (a Certificate document, whose fields are its own).
-func (s *shimPlaces) locate(field string) (place, bool) {
+// (a Certificate document, whose fields are its own). exact is false when
+// the place is a parent's or the fallback: the field is then written
+// inside that place's value (a label inside the JSON of
+// cert-manager.io/secret-template), so a problem with the field itself
+// still points at that value, not at the place's key.
+func (s *shimPlaces) locate(field string) (p place, exact, ok bool) {
 	if s == nil {
-		return place{}, false
+		return place{}, false, false
 	}
+	exact = true
 	for {
-		if p, ok := s.byField[field]; ok {
-			return p, true
+		if q, found := s.byField[field]; found {
+			return q, exact, true
 		}
+		exact = false
 		i := strings.LastIndexAny(field, ".[")
 		if i < 0 {
-			return s.fallback, true
+			return s.fallback, false, true
 		}
 		field = field[:i]
 	}
@@ -319,10 +325,10 @@ func parseShim(d *document, apiVersion, kind string) ([]Certificate, []error) {
 	g, version, _ := strings.Cut(apiVersion, "/")
 	switch {
 	case kind == kindIngress && apiVersion != ingressAPIVersion:
-		return nil, []error{&fieldError{line: d.headLine("apiVersion"), field: "apiVersion", msg: fmt.Sprintf(
+		return nil, []error{&fieldError{node: d.nodeOf("apiVersion", false), field: "apiVersion", msg: fmt.Sprintf(
 			"%s Ingress is a removed API (no longer served since Kubernetes 1.22), which cert-manager does not read: use apiVersion: %s (spec.tls is written the same); until this is fixed nothing is pruned", clip(apiVersion), ingressAPIVersion)}}
 	case kind == kindGateway && version != "v1" && version != "v1beta1":
-		return nil, []error{&fieldError{line: d.headLine("apiVersion"), field: "apiVersion", msg: fmt.Sprintf(
+		return nil, []error{&fieldError{node: d.nodeOf("apiVersion", false), field: "apiVersion", msg: fmt.Sprintf(
 			"%s Gateway is not read by certsync: use apiVersion: %s/v1 (cert-manager's gateway-shim reads v1); until this is fixed nothing is pruned", clip(apiVersion), gatewayGroup)}}
 	case kind == kindListenerSet || kind == kindXListenerSet:
 		return nil, []error{d.keyError("metadata.annotations", firstPresent(ann, annIssuer, annClusterIssuer), fmt.Sprintf(
@@ -356,9 +362,6 @@ func parseShim(d *document, apiVersion, kind string) ([]Certificate, []error) {
 	return out, errs
 }
 
-// headLine is the line of a top-level key of the document.
-func (d *document) headLine(key string) int { return d.keyLine("", key) }
-
 func firstPresent(m map[string]string, keys ...string) string {
 	for _, k := range keys {
 		if _, ok := m[k]; ok {
@@ -375,7 +378,12 @@ func firstPresent(m map[string]string, keys ...string) string {
 func readShimAnnotations(d *document, kind string, md rawMeta) (*shimTemplate, error) {
 	ann := md.Annotations
 	t := &shimTemplate{places: &shimPlaces{byField: map[string]place{}}}
+	// fail is a problem with an annotation's value; misplaced one with the
+	// annotation being there at all.
 	fail := func(key, format string, args ...any) error {
+		return d.valueError("metadata.annotations", key, fmt.Sprintf(format, args...))
+	}
+	misplaced := func(key, format string, args ...any) error {
 		return d.keyError("metadata.annotations", key, fmt.Sprintf(format, args...))
 	}
 	at := func(field, key string) { t.places.byField[field] = annotation(key) }
@@ -389,18 +397,18 @@ func readShimAnnotations(d *document, kind string, md rawMeta) (*shimTemplate, e
 	nameKey := annIssuer
 	switch {
 	case hasIssuer && hasCluster:
-		return nil, fail(annClusterIssuer, "cannot be combined with %s (cert-manager refuses both): keep one", annIssuer)
+		return nil, misplaced(annClusterIssuer, "cannot be combined with %s (cert-manager refuses both): keep one", annIssuer)
 	case hasCluster && hasKind:
-		return nil, fail(annIssuerKind, "cannot be combined with %s (cert-manager refuses both): the kind is ClusterIssuer already", annClusterIssuer)
+		return nil, misplaced(annIssuerKind, "cannot be combined with %s (cert-manager refuses both): the kind is ClusterIssuer already", annClusterIssuer)
 	case hasCluster && hasGroup:
-		return nil, fail(annIssuerGroup, "cannot be combined with %s (cert-manager refuses both): an external issuer is named with %s, %s and %s", annClusterIssuer, annIssuer, annIssuerKind, annIssuerGroup)
+		return nil, misplaced(annIssuerGroup, "cannot be combined with %s (cert-manager refuses both): an external issuer is named with %s, %s and %s", annClusterIssuer, annIssuer, annIssuerKind, annIssuerGroup)
 	case hasIssuer:
 		ref.Name, ref.Kind = issuer, KindIssuer
 	case hasCluster:
 		ref.Name, ref.Kind, nameKey = cluster, KindClusterIssuer, annClusterIssuer
 	default:
 		// Only kubernetes.io/tls-acme: "true" brings an Ingress here.
-		return nil, fail(annTLSACME, "asks for cert-manager's default issuer (its --default-issuer-name flag), which certsync has no equivalent of: name the issuer with %s (or %s for an Issuer in the %s's namespace)", annClusterIssuer, annIssuer, kind)
+		return nil, misplaced(annTLSACME, "asks for cert-manager's default issuer (its --default-issuer-name flag), which certsync has no equivalent of: name the issuer with %s (or %s for an Issuer in the %s's namespace)", annClusterIssuer, annIssuer, kind)
 	}
 	if strings.TrimSpace(ref.Name) == "" {
 		return nil, fail(nameKey, "is empty: write the name of the issuer")
@@ -421,7 +429,7 @@ func readShimAnnotations(d *document, kind string, md rawMeta) (*shimTemplate, e
 		return nil, err
 	}
 	if _, ok := ann[annURISANs]; ok {
-		return nil, fail(annURISANs, "cert-manager's shim does not read this annotation (cert-manager only writes it on Secrets), so cert-manager would issue without these URI SANs: remove it, or declare a Certificate with spec.uris")
+		return nil, misplaced(annURISANs, "cert-manager's shim does not read this annotation (cert-manager only writes it on Secrets), so cert-manager would issue without these URI SANs: remove it, or declare a Certificate with spec.uris")
 	}
 	if v, ok := ann[annUsages]; ok {
 		usages, err := splitUsages(v)
@@ -711,7 +719,7 @@ func ingressCerts(d *document) ([]shimCert, []error) {
 			continue
 		}
 		if i, dup := first[tls.SecretName]; dup {
-			return nil, []error{d.errorAt(place{field: fmt.Sprintf("spec.tls[%d].secretName", j)}, fmt.Sprintf(
+			return nil, []error{d.errorAt(place{field: fmt.Sprintf("spec.tls[%d].secretName", j)}, false, fmt.Sprintf(
 				"%q is also the secretName of spec.tls[%d]: a secret name must only appear in a single TLS entry (cert-manager makes one Certificate per entry, and refuses this Ingress); list all the hosts in one entry", clip(tls.SecretName), i))}
 		}
 		first[tls.SecretName] = j
@@ -722,10 +730,10 @@ func ingressCerts(d *document) ([]shimCert, []error) {
 		entry := fmt.Sprintf("spec.tls[%d]", j)
 		switch {
 		case tls.SecretName == "":
-			errs = append(errs, d.errorAt(place{field: entry}, "secretName is required: cert-manager skips a TLS entry without one (nothing is issued for it); name the Secret, or move the entry to an Ingress without cert-manager's annotations"))
+			errs = append(errs, d.errorAt(place{field: entry}, false, "secretName is required: cert-manager skips a TLS entry without one (nothing is issued for it); name the Secret, or move the entry to an Ingress without cert-manager's annotations"))
 			continue
 		case len(tls.Hosts) == 0:
-			errs = append(errs, d.errorAt(place{field: entry}, "hosts is required: cert-manager skips a TLS entry without hosts (nothing is issued for it); list the hosts of the certificate"))
+			errs = append(errs, d.errorAt(place{field: entry}, false, "hosts is required: cert-manager skips a TLS entry without hosts (nothing is issued for it); list the hosts of the certificate"))
 			continue
 		}
 		sc := shimCert{

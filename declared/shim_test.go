@@ -48,7 +48,7 @@ func parseShims(files ...File) Set {
 // changed by mod.
 func webCert(mod func(*Certificate)) Certificate {
 	c := Certificate{
-		Namespace: "shop", Name: "web-tls", Source: Source{File: "ing.yaml", Line: 1},
+		Namespace: "shop", Name: "web-tls", Source: Source{File: "ing.yaml", Line: 1, Column: 1},
 		SecretName: "web-tls",
 		DNSNames:   []string{"web.example.com"},
 		Duration:   DefaultDuration,
@@ -201,7 +201,9 @@ spec:
 		{
 			name: "certsync's delivery annotations",
 			doc:  ingressDoc(clusterIssuerAnn+"    certsync.io/clusters: prod-eu,prod-us\n", webTLS),
-			want: []Certificate{webCert(func(c *Certificate) { c.Delivery = Delivery{Clusters: []string{"prod-eu", "prod-us"}, Line: 8} })},
+			want: []Certificate{webCert(func(c *Certificate) {
+				c.Delivery = Delivery{Clusters: []string{"prod-eu", "prod-us"}, Line: 8, Column: 27}
+			})},
 		},
 		{
 			name: "namespace defaults to default",
@@ -237,137 +239,137 @@ func TestIngressShimProblems(t *testing.T) {
 	tests := []struct {
 		name     string
 		doc      string
-		want     string // "path:line"
+		want     string // "path:line:column"
 		msg      string
 		keepCert int // certificates of the Ingress still read
 	}{
 		// The issuer.
 		{"issuer and cluster-issuer", ingressDoc("    cert-manager.io/issuer: local\n"+clusterIssuerAnn, webTLS),
-			"ing.yaml:8", `Ingress shop/web: metadata.annotations["cert-manager.io/cluster-issuer"]: cannot be combined with cert-manager.io/issuer`, 0},
+			"ing.yaml:8:5", `Ingress shop/web: metadata.annotations["cert-manager.io/cluster-issuer"]: cannot be combined with cert-manager.io/issuer`, 0},
 		{"cluster-issuer and issuer-kind", ingressDoc(clusterIssuerAnn+"    cert-manager.io/issuer-kind: ClusterIssuer\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/issuer-kind"]: cannot be combined with cert-manager.io/cluster-issuer`, 0},
+			"ing.yaml:8:5", `metadata.annotations["cert-manager.io/issuer-kind"]: cannot be combined with cert-manager.io/cluster-issuer`, 0},
 		{"cluster-issuer and issuer-group", ingressDoc(clusterIssuerAnn+"    cert-manager.io/issuer-group: cert-manager.io\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/issuer-group"]: cannot be combined with cert-manager.io/cluster-issuer`, 0},
+			"ing.yaml:8:5", `metadata.annotations["cert-manager.io/issuer-group"]: cannot be combined with cert-manager.io/cluster-issuer`, 0},
 		{"empty cluster-issuer", ingressDoc("    cert-manager.io/cluster-issuer: \"\"\n", webTLS),
-			"ing.yaml:7", `metadata.annotations["cert-manager.io/cluster-issuer"]: is empty`, 0},
+			"ing.yaml:7:37", `metadata.annotations["cert-manager.io/cluster-issuer"]: is empty`, 0},
 		{"tls-acme without an issuer", ingressDoc("    kubernetes.io/tls-acme: \"true\"\n", webTLS),
-			"ing.yaml:7", `Ingress shop/web: metadata.annotations["kubernetes.io/tls-acme"]: asks for cert-manager's default issuer (its --default-issuer-name flag), which certsync has no equivalent of: name the issuer with cert-manager.io/cluster-issuer`, 0},
+			"ing.yaml:7:5", `Ingress shop/web: metadata.annotations["kubernetes.io/tls-acme"]: asks for cert-manager's default issuer (its --default-issuer-name flag), which certsync has no equivalent of: name the issuer with cert-manager.io/cluster-issuer`, 0},
 		{"bad issuer-kind", ingressDoc("    cert-manager.io/issuer: local\n    cert-manager.io/issuer-kind: Foo\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/issuer-kind"]: "Foo" is not one of Issuer, ClusterIssuer`, 0},
+			"ing.yaml:8:34", `metadata.annotations["cert-manager.io/issuer-kind"]: "Foo" is not one of Issuer, ClusterIssuer`, 0},
 		{"external issuer", ingressDoc("    cert-manager.io/issuer: pca\n    cert-manager.io/issuer-kind: AWSPCAClusterIssuer\n    cert-manager.io/issuer-group: awspca.cert-manager.io\n", webTLS),
-			"ing.yaml:9", `metadata.annotations["cert-manager.io/issuer-group"]: external issuers (awspca.cert-manager.io AWSPCAClusterIssuer) are not supported by certsync`, 0},
+			"ing.yaml:9:35", `metadata.annotations["cert-manager.io/issuer-group"]: external issuers (awspca.cert-manager.io AWSPCAClusterIssuer) are not supported by certsync`, 0},
 		{"external issuer group", ingressDoc("    cert-manager.io/issuer: pca\n    cert-manager.io/issuer-group: awspca.cert-manager.io\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/issuer-group"]: external issuers (awspca.cert-manager.io Issuer) are not supported by certsync`, 0},
+			"ing.yaml:8:35", `metadata.annotations["cert-manager.io/issuer-group"]: external issuers (awspca.cert-manager.io Issuer) are not supported by certsync`, 0},
 		{"undeclared issuer", ingressDoc("    cert-manager.io/cluster-issuer: nope\n", webTLS),
-			"ing.yaml:1", `Certificate shop/web-tls: spec.issuerRef: unknown issuer: ClusterIssuer nope is not declared`, 0},
+			"ing.yaml:1:1", `Certificate shop/web-tls: spec.issuerRef: unknown issuer: ClusterIssuer nope is not declared`, 0},
 		{"typo in an annotation key", ingressDoc("    cert-manager.io/cluster-isuer: letsencrypt\n", webTLS),
-			"ing.yaml:7", `Ingress shop/web: metadata.annotations["cert-manager.io/cluster-isuer"]: is not one of cert-manager's annotations: did you mean cert-manager.io/cluster-issuer?`, 0},
+			"ing.yaml:7:5", `Ingress shop/web: metadata.annotations["cert-manager.io/cluster-isuer"]: is not one of cert-manager's annotations: did you mean cert-manager.io/cluster-issuer?`, 0},
 		{"typo in an annotation's case", ingressDoc(clusterIssuerAnn+"    cert-manager.io/Duration: 2160h\n", webTLS),
-			"ing.yaml:8", `did you mean cert-manager.io/duration?`, 0},
+			"ing.yaml:8:5", `did you mean cert-manager.io/duration?`, 0},
 
 		// Lifetime: the Certificate's own rules, at the annotation.
 		{"duration not a duration", ingressDoc(clusterIssuerAnn+"    cert-manager.io/duration: 90 days\n", webTLS),
-			"ing.yaml:8", `Ingress shop/web: ` + dur + `: "90 days" is not a duration`, 0},
+			"ing.yaml:8:31", `Ingress shop/web: ` + dur + `: "90 days" is not a duration`, 0},
 		{"duration too short", ingressDoc(clusterIssuerAnn+"    cert-manager.io/duration: 30m\n", webTLS),
-			"ing.yaml:8", dur + `: 30m0s is shorter than the minimum 1h0m0s`, 0},
+			"ing.yaml:8:31", dur + `: 30m0s is shorter than the minimum 1h0m0s`, 0},
 		{"renew-before too short", ingressDoc(clusterIssuerAnn+"    cert-manager.io/renew-before: 1m\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/renew-before"]: 1m0s is shorter than the minimum 5m0s`, 0},
+			"ing.yaml:8:35", `metadata.annotations["cert-manager.io/renew-before"]: 1m0s is shorter than the minimum 5m0s`, 0},
 		{"renew-before past the duration", ingressDoc(clusterIssuerAnn+"    cert-manager.io/duration: 24h\n    cert-manager.io/renew-before: 48h\n", webTLS),
-			"ing.yaml:9", `metadata.annotations["cert-manager.io/renew-before"]: 48h0m0s must be shorter than the duration 24h0m0s`, 0},
+			"ing.yaml:9:35", `metadata.annotations["cert-manager.io/renew-before"]: 48h0m0s must be shorter than the duration 24h0m0s`, 0},
 		{"renew-before and its percentage", ingressDoc(clusterIssuerAnn+"    cert-manager.io/renew-before-percentage: \"20\"\n    cert-manager.io/renew-before: 48h\n", webTLS),
-			"ing.yaml:9", `metadata.annotations["cert-manager.io/renew-before"]: renewBefore and renewBeforePercentage are mutually exclusive`, 0},
+			"ing.yaml:9:5", `metadata.annotations["cert-manager.io/renew-before"]: renewBefore and renewBeforePercentage are mutually exclusive`, 0},
 		{"percentage not a number", ingressDoc(clusterIssuerAnn+"    cert-manager.io/renew-before-percentage: a third\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/renew-before-percentage"]: "a third" is not a whole number`, 0},
+			"ing.yaml:8:46", `metadata.annotations["cert-manager.io/renew-before-percentage"]: "a third" is not a whole number`, 0},
 		{"percentage out of range", ingressDoc(clusterIssuerAnn+"    cert-manager.io/renew-before-percentage: \"100\"\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/renew-before-percentage"]: 100 must be between 1 and 99`, 0},
+			"ing.yaml:8:46", `metadata.annotations["cert-manager.io/renew-before-percentage"]: 100 must be between 1 and 99`, 0},
 
 		// Key.
 		{"algorithm", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-algorithm: DSA\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-algorithm"]: "DSA" is not one of RSA, ECDSA, Ed25519`, 0},
+			"ing.yaml:8:44", `metadata.annotations["cert-manager.io/private-key-algorithm"]: "DSA" is not one of RSA, ECDSA, Ed25519`, 0},
 		{"size not a number", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-size: big\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-size"]: "big" is not a whole number`, 0},
+			"ing.yaml:8:39", `metadata.annotations["cert-manager.io/private-key-size"]: "big" is not a whole number`, 0},
 		{"RSA size", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-size: \"1024\"\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-size"]: RSA key size 1024 must be between 2048 and 8192`, 0},
+			"ing.yaml:8:39", `metadata.annotations["cert-manager.io/private-key-size"]: RSA key size 1024 must be between 2048 and 8192`, 0},
 		{"RSA size 0", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-size: \"0\"\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-size"]: 0 is not a valid key size`, 0},
+			"ing.yaml:8:39", `metadata.annotations["cert-manager.io/private-key-size"]: 0 is not a valid key size`, 0},
 		{"ECDSA size", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-algorithm: ECDSA\n    cert-manager.io/private-key-size: \"2048\"\n", webTLS),
-			"ing.yaml:9", `metadata.annotations["cert-manager.io/private-key-size"]: ECDSA key size 2048 must be 256, 384 or 521`, 0},
+			"ing.yaml:9:39", `metadata.annotations["cert-manager.io/private-key-size"]: ECDSA key size 2048 must be 256, 384 or 521`, 0},
 		{"encoding", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-encoding: PKCS12\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-encoding"]: "PKCS12" is not one of PKCS1, PKCS8`, 0},
+			"ing.yaml:8:43", `metadata.annotations["cert-manager.io/private-key-encoding"]: "PKCS12" is not one of PKCS1, PKCS8`, 0},
 		{"rotation policy", ingressDoc(clusterIssuerAnn+"    cert-manager.io/private-key-rotation-policy: Sometimes\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/private-key-rotation-policy"]: "Sometimes" is not one of Always, Never`, 0},
+			"ing.yaml:8:50", `metadata.annotations["cert-manager.io/private-key-rotation-policy"]: "Sometimes" is not one of Always, Never`, 0},
 
 		// What an ACME CA does not issue: refused as on a Certificate.
 		{"client auth usage", ingressDoc(clusterIssuerAnn+"    cert-manager.io/usages: digital signature,client auth\n", webTLS),
-			"ing.yaml:1", `Certificate shop/web-tls: spec.usages: "client auth": ClusterIssuer/letsencrypt is an ACME issuer, and the CA issues TLS server certificates with its own usages`, 0},
+			"ing.yaml:1:1", `Certificate shop/web-tls: spec.usages: "client auth": ClusterIssuer/letsencrypt is an ACME issuer, and the CA issues TLS server certificates with its own usages`, 0},
 		{"unknown usage", ingressDoc(clusterIssuerAnn+"    cert-manager.io/usages: serverauth\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/usages"]: "serverauth" is not a key usage cert-manager knows`, 0},
+			"ing.yaml:8:29", `metadata.annotations["cert-manager.io/usages"]: "serverauth" is not a key usage cert-manager knows`, 0},
 		{"revision history limit 0", ingressDoc(clusterIssuerAnn+"    cert-manager.io/revision-history-limit: \"0\"\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/revision-history-limit"]: 0 must be a positive number`, 0},
+			"ing.yaml:8:45", `metadata.annotations["cert-manager.io/revision-history-limit"]: 0 must be a positive number`, 0},
 		{"revision history limit not a number", ingressDoc(clusterIssuerAnn+"    cert-manager.io/revision-history-limit: many\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/revision-history-limit"]: "many" is not a whole number`, 0},
+			"ing.yaml:8:45", `metadata.annotations["cert-manager.io/revision-history-limit"]: "many" is not a whole number`, 0},
 		{"IP SANs next to a DNS-01 name", ingressDoc(clusterIssuerAnn+"    cert-manager.io/ip-sans: 10.0.0.1\n", webTLS),
-			"ing.yaml:1", `Certificate shop/web-tls: spec.dnsNames: ClusterIssuer/letsencrypt (issuers.yaml:1): no usable ACME solver: names [10.0.0.1] select HTTP-01 and [web.example.com] select DNS-01`, 0},
+			"ing.yaml:1:1", `Certificate shop/web-tls: spec.dnsNames: ClusterIssuer/letsencrypt (issuers.yaml:1:1): no usable ACME solver: names [10.0.0.1] select HTTP-01 and [web.example.com] select DNS-01`, 0},
 		{"bad IP SAN", ingressDoc(clusterIssuerAnn+"    cert-manager.io/ip-sans: 10.0.0.1, ten\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/ip-sans"]: "ten" is not a valid IP address`, 0},
+			"ing.yaml:8:30", `metadata.annotations["cert-manager.io/ip-sans"]: "ten" is not a valid IP address`, 0},
 		{"email SANs", ingressDoc(clusterIssuerAnn+"    cert-manager.io/email-sans: ops@example.com\n", webTLS),
-			"ing.yaml:1", `Certificate shop/web-tls: spec.emailAddresses: ClusterIssuer/letsencrypt is an ACME issuer, and an ACME CA validates DNS names and IP addresses only: it cannot issue email SANs`, 0},
+			"ing.yaml:1:1", `Certificate shop/web-tls: spec.emailAddresses: ClusterIssuer/letsencrypt is an ACME issuer, and an ACME CA validates DNS names and IP addresses only: it cannot issue email SANs`, 0},
 		{"bad email SAN", ingressDoc(clusterIssuerAnn+"    cert-manager.io/email-sans: ops\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/email-sans"]: "ops": invalid email address`, 0},
+			"ing.yaml:8:33", `metadata.annotations["cert-manager.io/email-sans"]: "ops": invalid email address`, 0},
 		{"URI SANs", ingressDoc(clusterIssuerAnn+"    cert-manager.io/uri-sans: spiffe://example.com/web\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/uri-sans"]: cert-manager's shim does not read this annotation (cert-manager only writes it on Secrets)`, 0},
+			"ing.yaml:8:5", `metadata.annotations["cert-manager.io/uri-sans"]: cert-manager's shim does not read this annotation (cert-manager only writes it on Secrets)`, 0},
 		{"subject", ingressDoc(clusterIssuerAnn+"    cert-manager.io/subject-organizations: Example Ltd\n", webTLS),
-			"ing.yaml:1", `Certificate shop/web-tls: spec.subject: ClusterIssuer/letsencrypt is an ACME issuer: the CA would drop organizations`, 0},
+			"ing.yaml:1:1", `Certificate shop/web-tls: spec.subject: ClusterIssuer/letsencrypt is an ACME issuer: the CA would drop organizations`, 0},
 		{"subject not CSV", ingressDoc(clusterIssuerAnn+"    cert-manager.io/subject-organizations: 'Example \"Ltd'\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/subject-organizations"]: is not a comma-separated list`, 0},
+			"ing.yaml:8:44", `metadata.annotations["cert-manager.io/subject-organizations"]: is not a comma-separated list`, 0},
 
 		// Names.
 		{"common-name too long", ingressDoc(clusterIssuerAnn+"    cert-manager.io/common-name: "+strings.Repeat("a", 60)+".example.com\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/common-name"]: is 72 bytes long; a commonName may be at most 64`, 0},
+			"ing.yaml:8:34", `metadata.annotations["cert-manager.io/common-name"]: is 72 bytes long; a commonName may be at most 64`, 0},
 		{"common-name not among the hosts", ingressDoc(clusterIssuerAnn+"    cert-manager.io/common-name: other.example.com\n", webTLS),
-			"ing.yaml:1", `Certificate shop/web-tls: spec.commonName "other.example.com" is not in spec.dnsNames`, 0},
+			"ing.yaml:1:1", `Certificate shop/web-tls: spec.commonName "other.example.com" is not in spec.dnsNames`, 0},
 		{"alt-names are split, not trimmed, as by cert-manager", ingressDoc(clusterIssuerAnn+"    cert-manager.io/alt-names: www.example.com, static.example.com\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/alt-names"]: " static.example.com": not a valid DNS name`, 0},
+			"ing.yaml:8:32", `metadata.annotations["cert-manager.io/alt-names"]: " static.example.com": not a valid DNS name`, 0},
 		{"alt-name repeats a host", ingressDoc(clusterIssuerAnn+"    cert-manager.io/alt-names: web.example.com\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/alt-names"]: "web.example.com" is listed twice`, 0},
+			"ing.yaml:8:32", `metadata.annotations["cert-manager.io/alt-names"]: "web.example.com" is listed twice`, 0},
 		{"bad host, next to a good entry", ingressDoc(clusterIssuerAnn, "  - hosts: [ok.example.com, Web.Example.com]\n    secretName: web-tls\n  - hosts: [b.example.com]\n    secretName: b-tls\n"),
-			"ing.yaml:10", `Ingress shop/web: spec.tls[0].hosts[1]: "Web.Example.com": must be lower case`, 1},
+			"ing.yaml:10:29", `Ingress shop/web: spec.tls[0].hosts[1]: "Web.Example.com": must be lower case`, 1},
 		{"IP host next to a DNS-01 name", ingressDoc(clusterIssuerAnn, "  - hosts:\n    - web.example.com\n    - 192.0.2.1\n    secretName: web-tls\n"),
-			"ing.yaml:1", `no usable ACME solver: names [192.0.2.1] select HTTP-01 and [web.example.com] select DNS-01`, 0},
+			"ing.yaml:1:1", `no usable ACME solver: names [192.0.2.1] select HTTP-01 and [web.example.com] select DNS-01`, 0},
 		{"TLS entry without secretName", ingressDoc(clusterIssuerAnn, "  - hosts: [a.example.com]\n"+webTLS),
-			"ing.yaml:10", `Ingress shop/web: spec.tls[0]: secretName is required: cert-manager skips a TLS entry without one`, 1},
+			"ing.yaml:10:5", `Ingress shop/web: spec.tls[0]: secretName is required: cert-manager skips a TLS entry without one`, 1},
 		{"TLS entry without hosts", ingressDoc(clusterIssuerAnn, "  - secretName: a-tls\n"+webTLS),
-			"ing.yaml:10", `spec.tls[0]: hosts is required`, 1},
+			"ing.yaml:10:5", `spec.tls[0]: hosts is required`, 1},
 		{"two TLS entries with one secretName", ingressDoc(clusterIssuerAnn, webTLS+"  - hosts: [www.example.com]\n    secretName: web-tls\n"),
-			"ing.yaml:13", `spec.tls[1].secretName: "web-tls" is also the secretName of spec.tls[0]: a secret name must only appear in a single TLS entry`, 0},
+			"ing.yaml:13:17", `spec.tls[1].secretName: "web-tls" is also the secretName of spec.tls[0]: a secret name must only appear in a single TLS entry`, 0},
 		{"bad secretName", ingressDoc(clusterIssuerAnn, "  - hosts: [web.example.com]\n    secretName: Web_TLS\n"),
-			"ing.yaml:11", `spec.tls[0].secretName: "Web_TLS" is not a valid Secret name`, 0},
+			"ing.yaml:11:17", `spec.tls[0].secretName: "Web_TLS" is not a valid Secret name`, 0},
 
 		// Secret template.
 		{"secret template not JSON", ingressDoc(clusterIssuerAnn+"    cert-manager.io/secret-template: 'labels: {a: b}'\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/secret-template"]: is not a secretTemplate in JSON`, 0},
+			"ing.yaml:8:38", `metadata.annotations["cert-manager.io/secret-template"]: is not a secretTemplate in JSON`, 0},
 		{"secret template unknown field", ingressDoc(clusterIssuerAnn+"    cert-manager.io/secret-template: '{\"label\": {\"a\": \"b\"}}'\n", webTLS),
-			"ing.yaml:8", `unknown field "label"`, 0},
+			"ing.yaml:8:38", `unknown field "label"`, 0},
 		{"secret template reserved annotation", ingressDoc(clusterIssuerAnn+"    cert-manager.io/secret-template: '{\"annotations\": {\"cert-manager.io/issuer\": \"x\"}}'\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["cert-manager.io/secret-template"]: "cert-manager.io/issuer" is reserved`, 0},
+			"ing.yaml:8:38", `metadata.annotations["cert-manager.io/secret-template"]: "cert-manager.io/issuer" is reserved`, 0},
 
 		// certsync's annotations, as on a Certificate.
 		{"bad delivery", ingressDoc(clusterIssuerAnn+"    certsync.io/clusters: all,prod\n", webTLS),
-			"ing.yaml:8", `Ingress shop/web: metadata.annotations["certsync.io/clusters"]: "all" cannot be combined with cluster names`, 0},
+			"ing.yaml:8:27", `Ingress shop/web: metadata.annotations["certsync.io/clusters"]: "all" cannot be combined with cluster names`, 0},
 		{"delivery without cert-manager's annotations", ingressDoc("    certsync.io/clusters: prod\n", webTLS),
-			"ing.yaml:7", `Ingress shop/web: metadata.annotations["certsync.io/clusters"]: has no effect: this Ingress has none of cert-manager's annotations`, 0},
+			"ing.yaml:7:5", `Ingress shop/web: metadata.annotations["certsync.io/clusters"]: has no effect: this Ingress has none of cert-manager's annotations`, 0},
 		{"misspelt delivery", ingressDoc(clusterIssuerAnn+"    certsync.io/cluster: prod\n", webTLS),
-			"ing.yaml:8", `metadata.annotations["certsync.io/cluster"]: is not a certsync annotation`, 0},
+			"ing.yaml:8:5", `metadata.annotations["certsync.io/cluster"]: is not a certsync annotation`, 0},
 
 		// The document.
 		{"removed Ingress API", strings.Replace(ingressDoc(clusterIssuerAnn, webTLS), "networking.k8s.io/v1", "networking.k8s.io/v1beta1", 1),
-			"ing.yaml:1", `Ingress shop/web: apiVersion: networking.k8s.io/v1beta1 Ingress is a removed API (no longer served since Kubernetes 1.22), which cert-manager does not read: use apiVersion: networking.k8s.io/v1`, 0},
+			"ing.yaml:1:13", `Ingress shop/web: apiVersion: networking.k8s.io/v1beta1 Ingress is a removed API (no longer served since Kubernetes 1.22), which cert-manager does not read: use apiVersion: networking.k8s.io/v1`, 0},
 		{"removed extensions Ingress API", strings.Replace(ingressDoc("    kubernetes.io/tls-acme: \"true\"\n", webTLS), "networking.k8s.io/v1", "extensions/v1beta1", 1),
-			"ing.yaml:1", `extensions/v1beta1 Ingress is a removed API`, 0},
+			"ing.yaml:1:13", `extensions/v1beta1 Ingress is a removed API`, 0},
 		{"bad Ingress name", strings.Replace(ingressDoc(clusterIssuerAnn, webTLS), "name: web", "name: Web", 1),
-			"ing.yaml:4", `metadata.name: "Web"`, 0},
+			"ing.yaml:4:9", `metadata.name: "Web"`, 0},
 		{"Ingress with annotations inside a List", "apiVersion: v1\nkind: List\nitems:\n- " + strings.ReplaceAll(strings.TrimSuffix(ingressDoc(clusterIssuerAnn, webTLS), "\n"), "\n", "\n  ") + "\n",
-			"ing.yaml:4", `items[0]: networking.k8s.io/v1 Ingress inside a List`, 0},
+			"ing.yaml:4:3", `items[0]: networking.k8s.io/v1 Ingress inside a List`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,7 +397,7 @@ func TestShimCertificatesAreCrossChecked(t *testing.T) {
 			t.Errorf("problem %q is not about the shared Secret", p)
 		}
 	}
-	if set.Problems[1].Source.String() != "ing.yaml:1" {
+	if set.Problems[1].Source.String() != "ing.yaml:1:1" {
 		t.Errorf("the Ingress's problem is at %s", set.Problems[1].Source)
 	}
 
@@ -405,7 +407,7 @@ func TestShimCertificatesAreCrossChecked(t *testing.T) {
 		File{Path: "ing.yaml", Content: []byte(ingressDoc(clusterIssuerAnn, webTLS))},
 		File{Path: "other.yaml", Content: []byte(other)},
 	)
-	if len(set.Certificates) != 0 || len(set.Problems) != 2 || !strings.Contains(set.Problems[0].Error(), "Certificate shop/web-tls is declared 2 times (ing.yaml:1, other.yaml:1)") {
+	if len(set.Certificates) != 0 || len(set.Problems) != 2 || !strings.Contains(set.Problems[0].Error(), "Certificate shop/web-tls is declared 2 times (ing.yaml:1:1, other.yaml:1:1)") {
 		t.Fatalf("want a duplicate: certificates %v, problems %v", set.Certificates, set.Problems)
 	}
 }
@@ -570,29 +572,29 @@ func TestGatewayShimProblems(t *testing.T) {
 		keepCert             int
 	}{
 		{"listener without hostname", gatewayDoc(clusterIssuerAnn, good+"  - name: any\n    port: 443\n    protocol: HTTPS\n    tls:\n      certificateRefs:\n      - name: any-tls\n"),
-			"gw.yaml:18", `Gateway shop/gw: spec.listeners[1]: hostname is required: cert-manager skips a TLS listener without one (nothing is issued for it); if its certificate comes from elsewhere, name the listener in cert-manager.io/ignore-tls-listeners`, 1},
+			"gw.yaml:18:5", `Gateway shop/gw: spec.listeners[1]: hostname is required: cert-manager skips a TLS listener without one (nothing is issued for it); if its certificate comes from elsewhere, name the listener in cert-manager.io/ignore-tls-listeners`, 1},
 		{"listener without tls", gatewayDoc(clusterIssuerAnn, good+"  - name: bare\n    hostname: bare.example.com\n    port: 443\n    protocol: HTTPS\n"),
-			"gw.yaml:18", `spec.listeners[1]: tls is required on an HTTPS listener`, 1},
+			"gw.yaml:18:5", `spec.listeners[1]: tls is required on an HTTPS listener`, 1},
 		{"listener without certificateRefs", gatewayDoc(clusterIssuerAnn, good+"  - name: bare\n    hostname: bare.example.com\n    port: 443\n    protocol: HTTPS\n    tls: {mode: Terminate}\n"),
-			"gw.yaml:22", `spec.listeners[1].tls: certificateRefs is required`, 1},
+			"gw.yaml:22:10", `spec.listeners[1].tls: certificateRefs is required`, 1},
 		{"unknown TLS mode", gatewayDoc(clusterIssuerAnn, "  - name: a\n    hostname: a.example.com\n    port: 443\n    protocol: TLS\n    tls:\n      mode: terminate\n      certificateRefs: [{name: a-tls}]\n"),
-			"gw.yaml:16", `spec.listeners[0].tls.mode: "terminate" is not a TLS mode cert-manager issues for`, 0},
+			"gw.yaml:16:13", `spec.listeners[0].tls.mode: "terminate" is not a TLS mode cert-manager issues for`, 0},
 		{"certificateRef of another kind", gatewayDoc(clusterIssuerAnn, "  - name: a\n    hostname: a.example.com\n    port: 443\n    protocol: HTTPS\n    tls:\n      certificateRefs:\n      - name: a\n        kind: ConfigMap\n"),
-			"gw.yaml:18", `spec.listeners[0].tls.certificateRefs[0].kind: "ConfigMap" is not supported: cert-manager writes a Secret`, 0},
+			"gw.yaml:18:15", `spec.listeners[0].tls.certificateRefs[0].kind: "ConfigMap" is not supported: cert-manager writes a Secret`, 0},
 		{"certificateRef of another group", gatewayDoc(clusterIssuerAnn, "  - name: a\n    hostname: a.example.com\n    port: 443\n    protocol: HTTPS\n    tls:\n      certificateRefs:\n      - name: a\n        group: example.com\n"),
-			"gw.yaml:18", `spec.listeners[0].tls.certificateRefs[0].group: "example.com" is not supported`, 0},
+			"gw.yaml:18:16", `spec.listeners[0].tls.certificateRefs[0].group: "example.com" is not supported`, 0},
 		{"cross-namespace certificateRef", gatewayDoc(clusterIssuerAnn, good+"  - name: a\n    hostname: a.example.com\n    port: 443\n    protocol: HTTPS\n    tls:\n      certificateRefs:\n      - name: a\n        namespace: other\n"),
-			"gw.yaml:25", `spec.listeners[1].tls.certificateRefs[0].namespace: "other": cross-namespace secret references are not allowed in listeners`, 1},
+			"gw.yaml:25:20", `spec.listeners[1].tls.certificateRefs[0].namespace: "other": cross-namespace secret references are not allowed in listeners`, 1},
 		{"bad hostname", gatewayDoc(clusterIssuerAnn, good+listener("bad", "bad..example.com", "bad-tls")),
-			"gw.yaml:19", `spec.listeners[1].hostname: "bad..example.com": has an empty label`, 1},
+			"gw.yaml:19:15", `spec.listeners[1].hostname: "bad..example.com": has an empty label`, 1},
 		{"bad annotation", gatewayDoc(clusterIssuerAnn+"    cert-manager.io/duration: forever\n", good),
-			"gw.yaml:8", `Gateway shop/gw: metadata.annotations["cert-manager.io/duration"]: "forever" is not a duration`, 0},
+			"gw.yaml:8:31", `Gateway shop/gw: metadata.annotations["cert-manager.io/duration"]: "forever" is not a duration`, 0},
 		{"v1alpha2 Gateway", strings.Replace(gatewayDoc(clusterIssuerAnn, good), "/v1\n", "/v1alpha2\n", 1),
-			"gw.yaml:1", `apiVersion: gateway.networking.k8s.io/v1alpha2 Gateway is not read by certsync: use apiVersion: gateway.networking.k8s.io/v1`, 0},
+			"gw.yaml:1:13", `apiVersion: gateway.networking.k8s.io/v1alpha2 Gateway is not read by certsync: use apiVersion: gateway.networking.k8s.io/v1`, 0},
 		{"ListenerSet", strings.Replace(gatewayDoc(clusterIssuerAnn, good), "kind: Gateway", "kind: ListenerSet", 1),
-			"gw.yaml:7", `ListenerSet shop/gw: metadata.annotations["cert-manager.io/cluster-issuer"]: certsync does not read the Certificates of a ListenerSet`, 0},
+			"gw.yaml:7:5", `ListenerSet shop/gw: metadata.annotations["cert-manager.io/cluster-issuer"]: certsync does not read the Certificates of a ListenerSet`, 0},
 		{"typo on a Gateway", gatewayDoc("    cert-manager.io/isuer: local\n", good),
-			"gw.yaml:7", `did you mean cert-manager.io/issuer?`, 0},
+			"gw.yaml:7:5", `did you mean cert-manager.io/issuer?`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

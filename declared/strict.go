@@ -72,13 +72,13 @@ func (d *document) checkNode(n *yaml.Node, t reflect.Type, path string) error {
 				}
 			case contains(allowedKeys[path], key):
 			case unsupportedKeys[p] != "":
-				return &fieldError{line: n.Content[i].Line, field: p, msg: "is not supported by certsync yet: " + unsupportedKeys[p]}
+				return &fieldError{node: n.Content[i], field: p, msg: "is not supported by certsync yet: " + unsupportedKeys[p]}
 			default:
 				msg := "unknown field"
 				if near := closest(key, fields); near != "" {
 					msg += fmt.Sprintf(" (did you mean %s?)", near)
 				}
-				return &fieldError{line: n.Content[i].Line, field: p, msg: msg}
+				return &fieldError{node: n.Content[i], field: p, msg: msg}
 			}
 		}
 	case reflect.Slice:

@@ -35,18 +35,40 @@ const (
 	KindClusterIssuer = "ClusterIssuer"
 )
 
-// Source is where a declaration was read: a path inside the repository and
-// the line its document starts on (1-based).
+// Source is where a declaration was read (the line and column its document
+// starts on), or where a Problem in it was found (the node the message is
+// about). Line and Column are 1-based and Column counts bytes from the
+// start of the line, as Go's compilers and go/token count them, so
+// editors and `::error` annotations land on the character meant. Column
+// is 0 when only the line is known (yaml.v3's syntax errors name no
+// column), and Line is 0 when the whole file is meant.
 type Source struct {
-	File string
-	Line int
+	File   string
+	Line   int
+	Column int
 }
 
+// String is file:line:col, file:line when the column is unknown, or file.
 func (s Source) String() string {
-	if s.Line > 0 {
+	switch {
+	case s.Line > 0 && s.Column > 0:
+		return s.File + ":" + itoa(s.Line) + ":" + itoa(s.Column)
+	case s.Line > 0:
 		return s.File + ":" + itoa(s.Line)
 	}
 	return s.File
+}
+
+// before orders sources by file, then line, then column, as numbers
+// ("a.yaml:9" before "a.yaml:10").
+func (s Source) before(t Source) bool {
+	if s.File != t.File {
+		return s.File < t.File
+	}
+	if s.Line != t.Line {
+		return s.Line < t.Line
+	}
+	return s.Column < t.Column
 }
 
 // Certificate is a cert-manager.io/v1 Certificate after defaulting and
@@ -153,8 +175,9 @@ const (
 type Delivery struct {
 	Clusters []string // names as written; "all" stands alone
 	Selector string   // label selector as written
-	// Line is where the annotation was written, for messages.
-	Line int
+	// Line and Column are where the annotation's value was written, for
+	// messages about it (see Source).
+	Line, Column int
 }
 
 // IsZero reports whether the Certificate names no clusters itself.

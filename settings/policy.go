@@ -27,7 +27,7 @@ func (s Settings) Allow(c *declared.Certificate) error {
 		if why == "" {
 			return nil
 		}
-		refusals = append(refusals, fmt.Sprintf("%s:%d (policy rule) %s", Path, r.Line, why))
+		refusals = append(refusals, fmt.Sprintf("%s (policy rule) %s", declared.Source{File: Path, Line: r.Line, Column: r.Column}, why))
 	}
 	if len(refusals) == 0 {
 		return fmt.Errorf("%s: Certificate %s: %w: no policy rule in %s covers %s, so it may request no certificate; add a rule whose paths match it", c.Source, c.Key(), ErrPolicy, Path, c.Source.File)

@@ -89,8 +89,8 @@ type PolicyRule struct {
 	Names      []string
 	Issuers    []string
 	Namespaces []string
-	// Line is where the rule starts in certsync.yaml.
-	Line int
+	// Line and Column are where the rule starts in certsync.yaml.
+	Line, Column int
 }
 
 // Cluster is one cluster certsync delivers to. Its name is the folder of
@@ -108,8 +108,8 @@ type Rule struct {
 	// Clusters are names, or [All]; Selector picks clusters by label.
 	Clusters []string
 	Selector labels.Selector
-	// Line is where the rule starts in certsync.yaml.
-	Line int
+	// Line and Column are where the rule starts in certsync.yaml.
+	Line, Column int
 }
 
 type rawSettings struct {
@@ -138,7 +138,9 @@ type rawRule struct {
 	ClusterSelector string   `yaml:"clusterSelector"`
 }
 
-// Parse reads certsync.yaml. Errors name the file and line.
+// Parse reads certsync.yaml. Errors name the file, line and column, as
+// declared.Source counts them: at the value an error is about, at the list
+// item when it is about the whole item.
 func Parse(content []byte) (Settings, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(content, &doc); err != nil {
@@ -156,76 +158,83 @@ func Parse(content []byte) (Settings, error) {
 	if err := strict.Decode(&raw); err != nil {
 		return Settings{}, fmt.Errorf("%s: %v", Path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	text := declared.NewText(content)
+	at := func(n *yaml.Node) declared.Source {
+		return declared.Source{File: Path, Line: n.Line, Column: text.Column(n.Line, n.Column)}
+	}
 	if raw.APIVersion != "certsync.io/v1alpha1" || raw.Kind != "Settings" {
-		return Settings{}, fmt.Errorf("%s:%d: want apiVersion certsync.io/v1alpha1 and kind Settings, got %q %q", Path, root.Line, raw.APIVersion, raw.Kind)
+		return Settings{}, fmt.Errorf("%s: want apiVersion certsync.io/v1alpha1 and kind Settings, got %q %q", at(root), raw.APIVersion, raw.Kind)
 	}
 	var s Settings
 	seen := map[string]bool{}
 	for i, c := range raw.Clusters {
-		line := itemLine(root, "clusters", i)
+		item := listItem(root, "clusters", i)
 		if msgs := validation.IsDNS1123Label(c.Name); len(msgs) > 0 || c.Name == All {
 			why := strings.Join(msgs, "; ")
 			if c.Name == All {
 				why = `"all" stands for every cluster`
 			}
-			return Settings{}, fmt.Errorf("%s:%d: clusters[%d].name %q is not a valid cluster name: %s", Path, line, i, c.Name, why)
+			return Settings{}, fmt.Errorf("%s: clusters[%d].name %q is not a valid cluster name: %s", at(valueOf(item, "name")), i, c.Name, why)
 		}
 		if seen[c.Name] {
-			return Settings{}, fmt.Errorf("%s:%d: clusters[%d]: cluster %q is declared twice", Path, line, i, c.Name)
+			return Settings{}, fmt.Errorf("%s: clusters[%d]: cluster %q is declared twice", at(item), i, c.Name)
 		}
 		seen[c.Name] = true
 		for k, v := range c.Labels {
+			key, value := entry(valueOf(item, "labels"), k)
 			if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-				return Settings{}, fmt.Errorf("%s:%d: clusters[%d].labels: %q: %s", Path, line, i, k, strings.Join(errs, "; "))
+				return Settings{}, fmt.Errorf("%s: clusters[%d].labels: %q: %s", at(key), i, k, strings.Join(errs, "; "))
 			}
 			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-				return Settings{}, fmt.Errorf("%s:%d: clusters[%d].labels[%q]: %q: %s", Path, line, i, k, v, strings.Join(errs, "; "))
+				return Settings{}, fmt.Errorf("%s: clusters[%d].labels[%q]: %q: %s", at(value), i, k, v, strings.Join(errs, "; "))
 			}
 		}
 		s.Clusters = append(s.Clusters, Cluster{Name: c.Name, Labels: c.Labels})
 	}
 	for i, r := range raw.Delivery {
-		line := itemLine(root, "delivery", i)
-		rule := Rule{Paths: r.Paths, Line: line}
-		if err := checkPaths(r.Paths); err != nil {
-			return Settings{}, fmt.Errorf("%s:%d: delivery[%d].paths: %w", Path, line, i, err)
+		item := listItem(root, "delivery", i)
+		start := at(item)
+		rule := Rule{Paths: r.Paths, Line: start.Line, Column: start.Column}
+		if j, err := checkPaths(r.Paths); err != nil {
+			return Settings{}, fmt.Errorf("%s: delivery[%d].paths: %w", at(itemOf(item, "paths", j)), i, err)
 		}
 		switch {
 		case len(r.Clusters) > 0 && r.ClusterSelector != "":
-			return Settings{}, fmt.Errorf("%s:%d: delivery[%d]: clusters and clusterSelector cannot be combined", Path, line, i)
+			return Settings{}, fmt.Errorf("%s: delivery[%d]: clusters and clusterSelector cannot be combined", start, i)
 		case len(r.Clusters) > 0:
-			if err := s.checkNames(r.Clusters); err != nil {
-				return Settings{}, fmt.Errorf("%s:%d: delivery[%d].clusters: %w", Path, line, i, err)
+			if j, err := s.checkNames(r.Clusters); err != nil {
+				return Settings{}, fmt.Errorf("%s: delivery[%d].clusters: %w", at(itemOf(item, "clusters", j)), i, err)
 			}
 			rule.Clusters = r.Clusters
 		case r.ClusterSelector != "":
 			sel, err := labels.Parse(r.ClusterSelector)
 			if err != nil {
-				return Settings{}, fmt.Errorf("%s:%d: delivery[%d].clusterSelector: %v", Path, line, i, err)
+				return Settings{}, fmt.Errorf("%s: delivery[%d].clusterSelector: %v", at(valueOf(item, "clusterSelector")), i, err)
 			}
 			rule.Selector = sel
 		default:
-			return Settings{}, fmt.Errorf("%s:%d: delivery[%d]: say which clusters receive these certificates (clusters or clusterSelector)", Path, line, i)
+			return Settings{}, fmt.Errorf("%s: delivery[%d]: say which clusters receive these certificates (clusters or clusterSelector)", start, i)
 		}
 		s.Delivery = append(s.Delivery, rule)
 	}
 	for i, r := range raw.Policy {
-		line := itemLine(root, "policy", i)
-		if err := checkPaths(r.Paths); err != nil {
-			return Settings{}, fmt.Errorf("%s:%d: policy[%d].paths: %w", Path, line, i, err)
+		item := listItem(root, "policy", i)
+		if j, err := checkPaths(r.Paths); err != nil {
+			return Settings{}, fmt.Errorf("%s: policy[%d].paths: %w", at(itemOf(item, "paths", j)), i, err)
 		}
-		for _, n := range r.Names {
+		for j, n := range r.Names {
 			if err := checkNamePattern(n); err != nil {
-				return Settings{}, fmt.Errorf("%s:%d: policy[%d].names: %q: %w", Path, line, i, n, err)
+				return Settings{}, fmt.Errorf("%s: policy[%d].names: %q: %w", at(itemOf(item, "names", j)), i, n, err)
 			}
 		}
-		for _, iss := range r.Issuers {
+		for j, iss := range r.Issuers {
 			kind, _, _ := strings.Cut(iss, "/")
 			if (kind != declared.KindIssuer && kind != declared.KindClusterIssuer) || strings.Count(iss, "/") != map[string]int{declared.KindIssuer: 2, declared.KindClusterIssuer: 1}[kind] {
-				return Settings{}, fmt.Errorf("%s:%d: policy[%d].issuers: %q: write ClusterIssuer/NAME or Issuer/NAMESPACE/NAME", Path, line, i, iss)
+				return Settings{}, fmt.Errorf("%s: policy[%d].issuers: %q: write ClusterIssuer/NAME or Issuer/NAMESPACE/NAME", at(itemOf(item, "issuers", j)), i, iss)
 			}
 		}
-		s.Policy = append(s.Policy, PolicyRule{Paths: r.Paths, Names: r.Names, Issuers: r.Issuers, Namespaces: r.Namespaces, Line: line})
+		start := at(item)
+		s.Policy = append(s.Policy, PolicyRule{Paths: r.Paths, Names: r.Names, Issuers: r.Issuers, Namespaces: r.Namespaces, Line: start.Line, Column: start.Column})
 	}
 	if len(s.Delivery) > 0 && len(s.Clusters) == 0 {
 		return Settings{}, fmt.Errorf("%s: delivery rules need clusters: declare them under clusters", Path)
@@ -242,14 +251,14 @@ var ErrNoCluster = errors.New("delivered to no cluster")
 func (s Settings) Targets(c *declared.Certificate, agentCluster string) ([]string, error) {
 	at := c.Source
 	if c.Delivery.Line > 0 {
-		at.Line = c.Delivery.Line
+		at.Line, at.Column = c.Delivery.Line, c.Delivery.Column
 	}
 	switch {
 	case len(c.Delivery.Clusters) > 0:
 		if len(s.Clusters) == 0 {
 			return nil, fmt.Errorf("%s: Certificate %s: %s: no clusters are declared: list them in %s", at, c.Key(), declared.AnnotationClusters, Path)
 		}
-		if err := s.checkNames(c.Delivery.Clusters); err != nil {
+		if _, err := s.checkNames(c.Delivery.Clusters); err != nil {
 			return nil, fmt.Errorf("%s: Certificate %s: %s: %w", at, c.Key(), declared.AnnotationClusters, err)
 		}
 		return s.named(c.Delivery.Clusters), nil
@@ -265,7 +274,7 @@ func (s Settings) Targets(c *declared.Certificate, agentCluster string) ([]strin
 			continue
 		}
 		if r.Selector != nil {
-			return s.selected(r.Selector, c.Source, c.Key(), fmt.Sprintf("%s:%d (delivery rule)", Path, r.Line))
+			return s.selected(r.Selector, c.Source, c.Key(), r.source().String()+" (delivery rule)")
 		}
 		return s.named(r.Clusters), nil
 	}
@@ -299,19 +308,21 @@ func (s Settings) has(name string) bool {
 	return slices.ContainsFunc(s.Clusters, func(c Cluster) bool { return c.Name == name })
 }
 
-func (s Settings) checkNames(names []string) error {
-	for _, n := range names {
+// checkNames checks a list of cluster names; the index is the name the
+// error is about, or -1 for the list as a whole.
+func (s Settings) checkNames(names []string) (int, error) {
+	for i, n := range names {
 		if n == All {
 			if len(names) > 1 {
-				return errors.New(`"all" cannot be combined with cluster names`)
+				return i, errors.New(`"all" cannot be combined with cluster names`)
 			}
 			continue
 		}
 		if !s.has(n) {
-			return fmt.Errorf("cluster %q is not declared in %s (declared: %s)", n, Path, strings.Join(s.Names(), ", "))
+			return i, fmt.Errorf("cluster %q is not declared in %s (declared: %s)", n, Path, strings.Join(s.Names(), ", "))
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 func (s Settings) named(names []string) []string {
@@ -338,17 +349,18 @@ func (s Settings) selected(sel labels.Selector, at declared.Source, key, by stri
 }
 
 // checkPaths validates the paths of a rule: folders or globs inside the
-// repository.
-func checkPaths(paths []string) error {
+// repository. The index is the path the error is about, or -1 when the
+// list is missing.
+func checkPaths(paths []string) (int, error) {
 	if len(paths) == 0 {
-		return errors.New("is required (a folder such as apps/, or a glob such as apps/*/prod.yaml)")
+		return -1, errors.New("is required (a folder such as apps/, or a glob such as apps/*/prod.yaml)")
 	}
-	for _, p := range paths {
+	for i, p := range paths {
 		if _, err := path.Match(p, ""); err != nil || p == "" || strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") {
-			return fmt.Errorf("%q is not a repository folder or glob", p)
+			return i, fmt.Errorf("%q is not a repository folder or glob", p)
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 func (r Rule) matches(file string) bool { return pathsMatch(r.Paths, file) }
@@ -368,19 +380,52 @@ func pathsMatch(paths []string, file string) bool {
 	return false
 }
 
-// itemLine is the line of the i-th item of a top-level list.
-func itemLine(root *yaml.Node, key string, i int) int {
-	if root.Kind != yaml.MappingNode {
-		return root.Line
+// source is where the rule starts in certsync.yaml.
+func (r Rule) source() declared.Source {
+	return declared.Source{File: Path, Line: r.Line, Column: r.Column}
+}
+
+// The nodes an error points at. Each falls back to the node it looks in
+// when what it looks for is not there (a list shorter than the decoded
+// one, which cannot happen, or a key written through an alias or merge
+// key), so an error always has a place.
+
+// listItem is the i-th item of the top-level list key, or the list, or the
+// document.
+func listItem(root *yaml.Node, key string, i int) *yaml.Node {
+	list := valueOf(root, key)
+	if list.Kind == yaml.SequenceNode && i >= 0 && i < len(list.Content) {
+		return list.Content[i]
 	}
-	for j := 0; j+1 < len(root.Content); j += 2 {
-		if root.Content[j].Value == key {
-			list := root.Content[j+1]
-			if list.Kind == yaml.SequenceNode && i < len(list.Content) {
-				return list.Content[i].Line
+	return list
+}
+
+// itemOf is the i-th item of the list at key of mapping n: the value of
+// key when i is -1 (the list as a whole), n when key is missing.
+func itemOf(n *yaml.Node, key string, i int) *yaml.Node {
+	if i < 0 {
+		return valueOf(n, key)
+	}
+	return listItem(n, key, i)
+}
+
+// valueOf is the value of key in mapping n, or n.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if _, v := entry(n, key); v != nil {
+		return v
+	}
+	return n
+}
+
+// entry is the key and value nodes of key in mapping n; both are n when
+// it has no such key.
+func entry(n *yaml.Node, key string) (k, v *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == key {
+				return n.Content[j], n.Content[j+1]
 			}
-			return list.Line
 		}
 	}
-	return root.Line
+	return n, n
 }

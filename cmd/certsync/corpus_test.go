@@ -21,7 +21,9 @@ import (
 // needs beyond corpusBase (a file of the same path replaces the base's)
 // and a "-- want --" section: substrings of validate's text output, one
 // per line, each of which must appear. A case without want lines must
-// validate cleanly (exit 0).
+// validate cleanly (exit 0). A want line names its place as validate
+// prints it, file:line:col (1-based, the column in bytes), counted in the
+// case's own file; a YAML syntax error names its line alone.
 
 // corpusSOPS is the base .sops.yaml: everything certsync writes, and the
 // credentials folder, have their data encrypted to one age recipient.

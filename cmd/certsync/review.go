@@ -56,25 +56,31 @@ func offlineIssuers(context.Context, *declared.Issuer, crypto.Signer, issuer.Sec
 	return nil, errors.New("validate and plan never contact a CA")
 }
 
-// finding is one problem, located in the repository when it can be.
+// finding is one problem, located in the repository when it can be. Line
+// and Column are 1-based, Column in bytes (declared.Source); either is
+// left out when unknown (a YAML syntax error has no column).
 type finding struct {
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
 	Message string `json:"message"`
 }
 
-var located = regexp.MustCompile(`^([^\s:]+):(\d+): (.*)$`)
+// located reads file:line: or file:line:col: off errors that are not a
+// declared.Problem (certsync.yaml's, delivery's, policy's).
+var located = regexp.MustCompile(`^([^\s:]+):(\d+)(?::(\d+))?: (.*)$`)
 
 func findingOf(err error) finding {
 	var p declared.Problem
 	if errors.As(err, &p) && p.Source.File != "" {
 		msg := strings.TrimPrefix(err.Error(), p.Source.String()+": ")
-		return finding{File: p.Source.File, Line: p.Source.Line, Message: msg}
+		return finding{File: p.Source.File, Line: p.Source.Line, Column: p.Source.Column, Message: msg}
 	}
 	msg := err.Error()
 	if m := located.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[2])
-		return finding{File: m[1], Line: line, Message: m[3]}
+		column, _ := strconv.Atoi(m[3]) // 0 when absent
+		return finding{File: m[1], Line: line, Column: column, Message: m[4]}
 	}
 	if file, rest, ok := strings.Cut(msg, ": "); ok && strings.HasSuffix(file, ".yaml") && !strings.ContainsAny(file, " \t") {
 		return finding{File: file, Message: rest}
@@ -82,8 +88,12 @@ func findingOf(err error) finding {
 	return finding{Message: msg}
 }
 
+// String is file:line:col: message, as Go's compilers print their
+// errors, with what is unknown left out.
 func (f finding) String() string {
 	switch {
+	case f.Line > 0 && f.Column > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", f.File, f.Line, f.Column, f.Message)
 	case f.Line > 0:
 		return fmt.Sprintf("%s:%d: %s", f.File, f.Line, f.Message)
 	case f.File != "":
@@ -92,18 +102,26 @@ func (f finding) String() string {
 	return f.Message
 }
 
-// github renders the finding as a GitHub Actions workflow command, which
-// annotates the pull request's diff at the line.
+// github renders the finding as a GitHub Actions workflow command
+// (::error file=…,line=…,col=…,title=…::message), which annotates the
+// pull request's diff at the line and column.
 func (f finding) github() string {
-	esc := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
-	props := "title=certsync"
+	// A property value also escapes the separators of the property list,
+	// as GitHub's toolkit does (a path may hold a comma).
+	escData := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
+	escProp := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C")
+	var props []string
 	if f.File != "" {
-		props = "file=" + esc.Replace(f.File) + "," + props
+		props = append(props, "file="+escProp.Replace(f.File))
 		if f.Line > 0 {
-			props = "file=" + esc.Replace(f.File) + ",line=" + strconv.Itoa(f.Line) + ",title=certsync"
+			props = append(props, "line="+strconv.Itoa(f.Line))
+			if f.Column > 0 {
+				props = append(props, "col="+strconv.Itoa(f.Column))
+			}
 		}
 	}
-	return "::error " + props + "::" + esc.Replace(f.Message)
+	props = append(props, "title=certsync")
+	return "::error " + strings.Join(props, ",") + "::" + escData.Replace(f.Message)
 }
 
 // cmdValidate checks a repository offline: every declaration, certsync.yaml,
@@ -118,7 +136,8 @@ func (c *cli) validateCommand() *cobra.Command {
 		Long: `Check checked-out repositories offline (no Git server, CA, cluster or
 key): every declaration with cert-manager's rules, certsync.yaml, the
 committed files' metadata, and that .sops.yaml encrypts every file a pass
-would write. Problems are reported as file:line; exit 1 on any.`,
+would write. Problems are reported as file:line:col (1-based; the column
+in bytes, left out when unknown); exit 1 on any.`,
 		Example: examples(
 			"certsync validate                     # the repository in the current folder",
 			"certsync validate ./certs -o github   # annotations in a GitHub Actions workflow",
