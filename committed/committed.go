@@ -114,6 +114,21 @@ const (
 	// keys (additional output formats, keystores) the Secret was rendered
 	// with. Written only when there are some.
 	AnnotationOutputsHash = prefix + "outputs-hash"
+	// Outputs names, comma-separated and sorted, the additional output
+	// formats (CombinedPEM, DER) and keystores (jks, pkcs12) the Secret
+	// was rendered with, so a plan can say what was added or removed
+	// (the hash alone cannot). Written only when there are some.
+	AnnotationOutputs = prefix + "outputs"
+	// TemplateHash records declared.Certificate.TemplateHash: the
+	// spec.secretTemplate labels and annotations the Secret was rendered
+	// with. Written only when the template has some.
+	AnnotationTemplateHash = prefix + "template-hash"
+	// KeystorePasswordsHash identifies the keystore passwords the
+	// keystores were rendered with, when they come from a Secret of the
+	// repository: a digest of that Secret's SOPS ciphertext for the key
+	// (already public in Git; never of the password itself), so a new
+	// password is seen without decrypting anything. Written only then.
+	AnnotationKeystorePasswordsHash = prefix + "keystore-passwords-hash"
 
 	// cert-manager's own Secret annotations, written exactly as it does.
 	AnnotationCMCertificateName = "cert-manager.io/certificate-name"

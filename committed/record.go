@@ -29,8 +29,17 @@ type Certificate struct {
 	PrivateKey     string // key spec, e.g. "RSA-2048"
 	SpecHash       string
 	// OutputsHash is the declaration's OutputsHash the Secret was
-	// rendered with; "" when it has no extra outputs.
+	// rendered with; "" when it has no extra outputs. Outputs names them
+	// (see AnnotationOutputs); nil also for a file rendered before
+	// certsync recorded the names.
 	OutputsHash string
+	Outputs     []string
+	// TemplateHash is the declaration's TemplateHash the Secret was
+	// rendered with; "" without a secretTemplate.
+	TemplateHash string
+	// KeystorePasswordsHash identifies the keystore passwords, when they
+	// come from a Secret of the repository (AnnotationKeystorePasswordsHash).
+	KeystorePasswordsHash string
 
 	NotBefore time.Time
 	NotAfter  time.Time
@@ -98,6 +107,10 @@ func FromAnnotations(a map[string]string) Certificate {
 		CommonName:  a[AnnotationCMCommonName],
 		DNSNames:    splitList(a[AnnotationCMAltNames]),
 		OutputsHash: a[AnnotationOutputsHash],
+		Outputs:     splitList(a[AnnotationOutputs]),
+
+		TemplateHash:          a[AnnotationTemplateHash],
+		KeystorePasswordsHash: a[AnnotationKeystorePasswordsHash],
 
 		IPAddresses:    splitList(a[AnnotationCMIPSANs]),
 		URIs:           splitList(a[AnnotationCMURISANs]),

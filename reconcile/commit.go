@@ -26,8 +26,9 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 	if err != nil {
 		return nil, prev, err
 	}
-	p.lastPlan = Calculate(p.state)
+	p.lastPlan = r.calculate(ctx, p, true)
 	out := newOutcome()
+	var secrets *passSecrets
 	for _, a := range p.lastPlan.Actions {
 		switch {
 		case a.Kind.Orders():
@@ -62,6 +63,23 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 				return p, out, err
 			}
 			out.add(a.Path, content)
+		case a.Kind == Rerender:
+			if _, done := prev.changes[a.Path]; !done {
+				continue // not part of this batch, or another writer did it
+			}
+			if secrets == nil {
+				secrets = r.passSecrets(p)
+			}
+			secret, changes, err := r.rerender(ctx, p, secrets, a)
+			if err != nil {
+				return p, out, err
+			}
+			for _, ch := range changes {
+				out.add(ch.Path, ch.Content)
+			}
+			if r.ownPath(a.Path) {
+				out.secrets[a.Path] = secret
+			}
 		case a.Kind == Copy:
 			if _, done := prev.changes[a.Path]; !done {
 				continue
@@ -95,7 +113,7 @@ func (r *Reconciler) replan(ctx context.Context, prev *outcome) (*pass, *outcome
 // (Certificate, Serial, Not-After, Reason) that tools can parse with
 // `git interpret-trailers`.
 func commitMessage(plan Plan, out *outcome) string {
-	var ordered, copied, reencrypted, pruned, accounts, claims []string
+	var ordered, rerendered, copied, reencrypted, pruned, accounts, claims []string
 	var trailers []string
 	for _, path := range sortedKeys(out.issued) {
 		is := out.issued[path]
@@ -110,6 +128,20 @@ func commitMessage(plan Plan, out *outcome) string {
 	for _, a := range plan.Actions {
 		if ch, ok := out.changes[a.Path]; ok {
 			switch {
+			case a.Kind == Rerender && !ch.Delete:
+				// The certificate is the one committed: its serial and
+				// expiry in the trailers, with why it was rendered again.
+				to := strings.Join(append([]string{a.Path}, a.Copies...), ", ")
+				serial, notAfter := "", ""
+				if a.Committed != nil {
+					serial, notAfter = a.Committed.Serial, committed.FormatTime(a.Committed.NotAfter)
+				}
+				rerendered = append(rerendered, fmt.Sprintf("- %s → %s: %s (serial %s, no order)", a.Subject(), to, a.Reason, serial))
+				trailers = append(trailers,
+					"Certificate: "+a.Subject(),
+					"Serial: "+serial,
+					"Not-After: "+notAfter,
+					"Reason: re-rendered: "+a.Reason)
 			case a.Kind == Reencrypt:
 				reencrypted = append(reencrypted, fmt.Sprintf("- %s: %s", a.Path, a.Reason))
 			case a.Kind == Copy:
@@ -135,6 +167,9 @@ func commitMessage(plan Plan, out *outcome) string {
 	if n := len(ordered); n > 0 {
 		subject = append(subject, fmt.Sprintf("issue %d %s", n, plural(n, "certificate")))
 	}
+	if n := len(rerendered); n > 0 {
+		subject = append(subject, fmt.Sprintf("re-render %d %s", n, plural(n, "certificate")))
+	}
 	if n := len(copied); n > 0 {
 		subject = append(subject, fmt.Sprintf("copy %d %s", n, plural(n, "certificate")))
 	}
@@ -157,7 +192,7 @@ func commitMessage(plan Plan, out *outcome) string {
 	}
 	var b strings.Builder
 	b.WriteString("certsync: " + strings.Join(subject, ", ") + "\n")
-	for _, section := range [][]string{ordered, copied, reencrypted, pruned, accounts, claims} {
+	for _, section := range [][]string{ordered, rerendered, copied, reencrypted, pruned, accounts, claims} {
 		if len(section) > 0 {
 			b.WriteString("\n" + strings.Join(section, "\n") + "\n")
 		}

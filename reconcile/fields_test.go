@@ -13,8 +13,9 @@ import (
 )
 
 // The fields that shape the certificate re-issue through the spec hash;
-// the extra outputs of the Secret through the outputs hash; a record of
-// the same declaration plans nothing.
+// the extra outputs of the Secret re-render it through the outputs hash
+// (rerender_test.go has the rest); a record of the same declaration plans
+// nothing.
 func TestCalculateFields(t *testing.T) {
 	web := decl("shop", "web", "web.example.com")
 	withOutputs := web
@@ -34,10 +35,10 @@ func TestCalculateFields(t *testing.T) {
 		wantReason string
 	}{
 		{name: "outputs as committed: nothing to do", state: state(t0.Add(time.Hour), []declared.Certificate{withOutputs}, recOutputs)},
-		{name: "an output format added", state: state(t0.Add(time.Hour), []declared.Certificate{withOutputs}, rec),
-			want: "Reissue shop/web", wantReason: "additionalOutputFormats or keystores changed since issuance"},
-		{name: "keystores removed", state: state(t0.Add(time.Hour), []declared.Certificate{web}, recOutputs),
-			want: "Reissue shop/web", wantReason: "additionalOutputFormats or keystores changed since issuance"},
+		{name: "an output format and a keystore added", state: state(t0.Add(time.Hour), []declared.Certificate{withOutputs}, rec),
+			want: "Rerender shop/web", wantReason: "keystores changed: pkcs12 added; additionalOutputFormats changed: CombinedPEM added"},
+		{name: "keystores removed from a Secret rendered before the names were recorded", state: state(t0.Add(time.Hour), []declared.Certificate{web}, recOutputs),
+			want: "Rerender shop/web", wantReason: "additionalOutputFormats or keystores changed since the Secret was rendered (now: none)"},
 		{name: "an IP SAN added", state: state(t0.Add(time.Hour), []declared.Certificate{withIP}, rec),
 			want: "Reissue shop/web", wantReason: "spec changed since issuance"},
 	}

@@ -52,16 +52,34 @@ type orderResults struct {
 	reused      int // certificates taken from set-aside local commits
 }
 
-// order performs the plan's re-encryptions, file prunes and orders,
-// handing each result to the writer as soon as it exists. Each certificate
-// fails alone: its error is recorded and the others go on. When drain is
-// done no new order starts; orders in flight finish (or end with ctx),
-// and neither counts as a failure.
+// order performs the plan's re-encryptions, re-renders, copies, file
+// prunes and orders, handing each result to the writer as soon as it
+// exists. Each certificate fails alone: its error is recorded and the
+// others go on. When drain is done no new order starts; orders in flight
+// finish (or end with ctx), and neither counts as a failure.
 func (r *Reconciler) order(ctx context.Context, drain <-chan struct{}, p *pass, plan Plan, w *writer) orderResults {
 	var res orderResults
 	var first []FileChange
+	var secrets *passSecrets // for re-rendered keystores; made on first use
 	for _, a := range plan.Actions {
 		switch {
+		case a.Kind == Rerender:
+			if secrets == nil {
+				secrets = r.passSecrets(p)
+			}
+			secret, changes, err := r.rerender(ctx, p, secrets, a)
+			if err != nil {
+				res.problems = append(res.problems, err)
+				continue
+			}
+			// This cluster's copy (a.Path when it receives one) is
+			// applied once the commit is pushed.
+			if !r.ownPath(a.Path) {
+				secret = nil
+			}
+			if err := w.add(ctx, changes, a.Path, secret, nil, false); err != nil {
+				res.problems = append(res.problems, err)
+			}
 		case a.Kind == Reencrypt:
 			content, err := r.reencrypt(ctx, p, a)
 			if err != nil {
@@ -502,7 +520,8 @@ func (r *Reconciler) orderOne(ctx context.Context, p *pass, issuers *issuerCache
 		return nil, nil, Issued{}, err
 	}
 	now := r.cfg.Clock()
-	secret, err := render.TLSSecret(render.TLS{Certificate: c, Issued: cert, KeyPEM: keyPEM, IssuedAt: now, Reason: a.Reason, Window: window, Passwords: passwords})
+	secret, err := render.TLSSecret(render.TLS{Certificate: c, Issued: cert, KeyPEM: keyPEM, IssuedAt: now, Reason: a.Reason, Window: window,
+		Passwords: passwords, KeystorePasswordsHash: p.state.KeystorePasswords[c.Key()]})
 	if err != nil {
 		return nil, nil, Issued{}, fmt.Errorf("issued serial %s but could not render its Secret: %w", pki.Serial(cert.Leaf), err)
 	}
@@ -654,11 +673,7 @@ type issuerEntry struct {
 }
 
 func newIssuerCache(r *Reconciler, p *pass, w *writer) *issuerCache {
-	var fromCluster SecretReader
-	if r.cfg.IssuerSecretsFromCluster {
-		fromCluster, _ = r.cfg.Cluster.(SecretReader)
-	}
-	return &issuerCache{r: r, p: p, w: w, secrets: newPassSecrets(p, fromCluster), entries: map[string]*issuerEntry{}}
+	return &issuerCache{r: r, p: p, w: w, secrets: r.passSecrets(p), entries: map[string]*issuerEntry{}}
 }
 
 func (c *issuerCache) get(ctx context.Context, decl *declared.Issuer) (issuer.Issuer, error) {

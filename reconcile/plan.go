@@ -4,7 +4,8 @@
 //
 //  1. read the repository (declared and committed state) and the cluster;
 //  2. Calculate a Plan: a pure function of those states and the time;
-//  3. issue what is due, render and encrypt it;
+//  3. issue what is due, render and encrypt it; render again what
+//     changed in a Secret but not in its certificate (rerender.go);
 //  4. commit everything in one commit and push, re-planning on a lost race;
 //  5. apply the committed Secrets to the cluster and prune what was removed.
 //
@@ -38,6 +39,12 @@ const (
 	// Reencrypt rewrites a committed file for new SOPS recipients without
 	// ordering anything.
 	Reencrypt ActionKind = "Reencrypt"
+	// Rerender renders a committed certificate's Secret again, and every
+	// cluster's copy of it, because what the Secret holds besides the
+	// certificate changed (additional output formats, keystores, their
+	// passwords, the secretTemplate's labels and annotations): the same
+	// certificate and key, decrypted with the agent's key, nothing ordered.
+	Rerender ActionKind = "Rerender"
 	// Apply puts the committed Secret into the cluster.
 	Apply ActionKind = "Apply"
 	// PruneFile removes a committed Secret whose declaration is gone.
@@ -107,6 +114,10 @@ func (a Action) Subject() string {
 type Observed struct {
 	Serial  string
 	Drifted bool
+	// Rendered is what the live Secret was rendered with beyond its
+	// certificate (see rendered): a Rerender keeps the serial, so the
+	// serial alone does not tell a stale copy.
+	Rendered string
 	// Certificate and Source are the certsync.io annotations of the live
 	// Secret: which declaration made it.
 	Certificate, Source string
@@ -216,7 +227,22 @@ type State struct {
 	// Signing says which Secrets `ca` issuers sign with and which exist:
 	// a Certificate whose CA is not there yet waits for it (ca_plan.go).
 	Signing Signing
-	Policy  Policy
+	// NoKey are the committed files, by path, this agent tried to decrypt
+	// and could not (it holds no key for them): a Rerender needs to, so
+	// for those the plan falls back (see planRerender). A path not listed
+	// is planned as decryptable; the runner tries the files a plan would
+	// re-render before it acts (see calculate), a dry run does not.
+	NoKey map[string]bool
+	// KeystorePasswords identify, by Certificate key, the keystore
+	// passwords a Certificate's Secret would be rendered with now, when
+	// they come from a Secret of the repository (keystorePasswordHashes);
+	// a new value re-renders the keystores.
+	KeystorePasswords map[string]string
+	Policy            Policy
+
+	// unrendered collects the re-renders this agent cannot do and that
+	// nothing else does (no key; see planRerender), for one warning.
+	unrendered []string
 }
 
 // Plan is the outcome of Calculate.
@@ -279,6 +305,10 @@ func Calculate(s State) Plan {
 	planPrunes(&s, &p, wanted, wantedSecrets)
 	if !s.ApplyOnly {
 		planAccounts(&s, &p)
+	}
+	if n := len(s.unrendered); n > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("not re-rendering %d %s (first: %s): this agent holds no key to decrypt the committed Secret; an agent that holds one re-renders it without an order, else the next renewal renders it",
+			n, plural(n, "certificate"), s.unrendered[0]))
 	}
 	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Path < p.Actions[j].Path })
 	return p
@@ -422,6 +452,16 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string,
 				p.NextRenewal = renewAt
 			}
 		}
+		if kind == "" {
+			// Neither due nor changed: only what the Secret holds
+			// besides the certificate may be out of date. (An order
+			// renders everything anew, so it never needs this.)
+			var rerendered bool
+			if kind, reason, rerendered = planRerender(s, p, c, base, &rec); rerendered {
+				planApply(s, p, ownAction) // the old render, until the new one is applied
+				return
+			}
+		}
 	}
 	if kind != "" {
 		if planSignerWait(s, p, base, ownAction, reason) {
@@ -472,6 +512,8 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string,
 			why = fmt.Sprintf("%s committed in plaintext", exposedKeys(&other))
 		case other.Serial != rec.Serial:
 			why = fmt.Sprintf("serial %s is behind %s", other.Serial, rec.Serial)
+		case rendered(&other) != rendered(&rec):
+			why = "rendered with other outputs, secretTemplate or keystore passwords"
 		default:
 			planRecipients(s, p, base, path, &other)
 			continue
@@ -532,6 +574,8 @@ func planApply(s *State, p *Plan, base Action) {
 		reason = "missing in the cluster"
 	case obs.Serial != rec.Serial:
 		reason = fmt.Sprintf("cluster has serial %q, Git has %q", obs.Serial, rec.Serial)
+	case obs.Rendered != rendered(&rec):
+		reason = fmt.Sprintf("cluster has serial %q rendered with other outputs, secretTemplate or keystore passwords than Git", rec.Serial)
 	case obs.Drifted:
 		reason = "edited in the cluster; restoring from Git"
 	default:
@@ -561,11 +605,10 @@ func reissueReason(c *declared.Certificate, rec *committed.Certificate) (ActionK
 		return Reissue, fmt.Sprintf("private key changed: %s → %s", rec.PrivateKey, c.PrivateKey)
 	case rec.SpecHash != c.SpecHash():
 		return Reissue, "spec changed since issuance (a field that shapes the certificate: commonName, duration, isCA, ...)"
-	case rec.OutputsHash != c.OutputsHash():
-		// The extra keys are rendered at issuance only: re-issued, not
-		// re-rendered (a re-render needs an action of its own).
-		return Reissue, "additionalOutputFormats or keystores changed since issuance"
 	}
+	// What the Secret holds besides the certificate (output formats,
+	// keystores, secretTemplate) is not a reason to order: see
+	// planRerender.
 	return "", ""
 }
 

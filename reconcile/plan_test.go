@@ -42,7 +42,7 @@ func state(now time.Time, certs []declared.Certificate, recs ...committed.Certif
 		ClusterKnown: true, Observed: map[string]Observed{}}
 	for _, r := range recs {
 		s.Committed[r.Path] = r
-		s.Observed[r.Namespace+"/"+r.SecretName] = Observed{Serial: r.Serial, Certificate: r.Certificate, Source: r.Source}
+		s.Observed[r.Namespace+"/"+r.SecretName] = Observed{Serial: r.Serial, Certificate: r.Certificate, Source: r.Source, Rendered: rendered(&r)}
 	}
 	return s
 }

@@ -219,6 +219,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		p.state.RenewRequests[key] = req.RequestedAt
 	}
 	p.state.Certificates = r.deliver(p, settingsFile)
+	p.state.KeystorePasswords = keystorePasswordHashes(tree, &p.set, p.state.Certificates)
 	p.state.Fingerprints = make(map[string]string, len(p.set.Certificates))
 	issuerDigests := map[*declared.Issuer]string{}
 	for i := range p.set.Certificates {
@@ -260,6 +261,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		p.state.Observed[o.Namespace+"/"+o.Name] = Observed{
 			Serial:      o.Annotations[committed.AnnotationSerial],
 			Drifted:     o.Drifted,
+			Rendered:    renderedAnnotations(o.Annotations),
 			Certificate: o.Annotations[committed.AnnotationCertificate],
 			Source:      o.Annotations[committed.AnnotationSource],
 		}

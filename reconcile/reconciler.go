@@ -331,7 +331,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 		r.pollWindows(ctx, st)
 	}
 	st.state.Windows = r.windowsFor(st.state.Committed)
-	res.Plan = Calculate(st.state)
+	res.Plan = r.calculate(ctx, st, !opts.DryRun)
 	st.lastPlan = res.Plan
 	for _, w := range res.Plan.Warnings {
 		r.log.Warn(w)

@@ -49,6 +49,16 @@ type decryptedFile struct {
 
 var _ issuer.SecretGetter = (*passSecrets)(nil)
 
+// passSecrets resolves Secrets for pass p: from the repository, and
+// from the cluster when the operator allows it.
+func (r *Reconciler) passSecrets(p *pass) *passSecrets {
+	var fromCluster SecretReader
+	if r.cfg.IssuerSecretsFromCluster {
+		fromCluster, _ = r.cfg.Cluster.(SecretReader)
+	}
+	return newPassSecrets(p, fromCluster)
+}
+
 func newPassSecrets(p *pass, cluster SecretReader) *passSecrets {
 	return &passSecrets{p: p, cluster: cluster, files: map[string]*decryptedFile{}}
 }

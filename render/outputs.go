@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	jks "github.com/pavlo-v-chernykh/keystore-go/v4"
@@ -39,6 +40,28 @@ const (
 type Passwords struct {
 	PKCS12 []byte
 	JKS    []byte
+}
+
+// Keystore names in Outputs: spec.keystores' own field names.
+const (
+	OutputPKCS12 = "pkcs12"
+	OutputJKS    = "jks"
+)
+
+// Outputs names what a Secret of c holds beyond tls.crt, tls.key and
+// ca.crt, sorted: its additional output formats (CombinedPEM, DER) and the
+// keystores it creates (jks, pkcs12). The committed Secret records the
+// list, so a plan can say which were added or removed.
+func Outputs(c *declared.Certificate) []string {
+	out := slices.Clone(c.AdditionalOutputFormats)
+	if k := c.Keystores.PKCS12; k != nil && k.Create {
+		out = append(out, OutputPKCS12)
+	}
+	if k := c.Keystores.JKS; k != nil && k.Create {
+		out = append(out, OutputJKS)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // outputs adds to data (which holds tls.crt, tls.key and ca.crt) what

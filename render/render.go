@@ -38,8 +38,11 @@ type TLS struct {
 	// Window is the CA's renewal window, nil when it gave none.
 	Window *issuer.RenewalWindow
 	// Passwords are the keystore passwords, when the Certificate asks
-	// for keystores (spec.keystores).
-	Passwords Passwords
+	// for keystores (spec.keystores). KeystorePasswordsHash identifies
+	// where they were read (see committed.AnnotationKeystorePasswordsHash);
+	// "" records nothing.
+	Passwords             Passwords
+	KeystorePasswordsHash string
 }
 
 // TLSSecret renders the Secret for one issued certificate, with the
@@ -93,8 +96,19 @@ func TLSSecret(in TLS) (*corev1.Secret, error) {
 	if leaf.Subject.SerialNumber != "" {
 		ann[committed.AnnotationCMSubjectSerialNumber] = leaf.Subject.SerialNumber
 	}
+	// Written only when set, so a Secret without them records nothing
+	// and the plan can tell a change from an upgrade (see committed).
 	if h := c.OutputsHash(); h != "" {
 		ann[committed.AnnotationOutputsHash] = h
+	}
+	if names := Outputs(c); len(names) > 0 {
+		ann[committed.AnnotationOutputs] = committed.JoinList(names)
+	}
+	if h := c.TemplateHash(); h != "" {
+		ann[committed.AnnotationTemplateHash] = h
+	}
+	if in.KeystorePasswordsHash != "" {
+		ann[committed.AnnotationKeystorePasswordsHash] = in.KeystorePasswordsHash
 	}
 	if in.Window != nil {
 		ann[committed.AnnotationRenewalWindowStart] = committed.FormatTime(in.Window.Start)

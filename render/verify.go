@@ -64,6 +64,9 @@ func Verify(s *corev1.Secret, rec committed.Certificate) error {
 		{committed.AnnotationCMURISANs, committed.JoinList(rec.URIs), committed.JoinList(inFile.URIs)},
 		{committed.AnnotationCMEmailSANs, committed.JoinList(rec.EmailAddresses), committed.JoinList(inFile.EmailAddresses)},
 		{committed.AnnotationOutputsHash, rec.OutputsHash, inFile.OutputsHash},
+		{committed.AnnotationOutputs, committed.JoinList(rec.Outputs), committed.JoinList(inFile.Outputs)},
+		{committed.AnnotationTemplateHash, rec.TemplateHash, inFile.TemplateHash},
+		{committed.AnnotationKeystorePasswordsHash, rec.KeystorePasswordsHash, inFile.KeystorePasswordsHash},
 		{committed.AnnotationCMIssuerName, rec.IssuerName, inFile.IssuerName},
 		{committed.AnnotationCMIssuerKind, rec.IssuerKind, inFile.IssuerKind},
 	} {

@@ -241,7 +241,7 @@ func encryptable(ctx context.Context, tree *worktree, plan reconcile.Plan, log *
 	var problems []error
 	seen := map[string]bool{}
 	for _, a := range plan.Actions {
-		if !a.Kind.Orders() && a.Kind != reconcile.Copy && a.Kind != reconcile.Reencrypt {
+		if !a.Kind.Orders() && a.Kind != reconcile.Copy && a.Kind != reconcile.Reencrypt && a.Kind != reconcile.Rerender {
 			continue
 		}
 		for _, path := range append([]string{a.Path}, a.Copies...) {
@@ -356,7 +356,7 @@ func printPlanMarkdown(w io.Writer, actions []planAction, problems []finding, wa
 		counts[a.Kind]++
 	}
 	var summary []string
-	for _, k := range []reconcile.ActionKind{reconcile.Issue, reconcile.Reissue, reconcile.Renew, reconcile.Copy, reconcile.Reencrypt, reconcile.PruneFile, reconcile.Wait} {
+	for _, k := range []reconcile.ActionKind{reconcile.Issue, reconcile.Reissue, reconcile.Renew, reconcile.Rerender, reconcile.Copy, reconcile.Reencrypt, reconcile.PruneFile, reconcile.Wait} {
 		if n := counts[string(k)]; n > 0 {
 			summary = append(summary, fmt.Sprintf("%d %s", n, planWords[k]))
 		}
@@ -369,7 +369,7 @@ func printPlanMarkdown(w io.Writer, actions []planAction, problems []finding, wa
 	case len(summary) == 0:
 		fmt.Fprintln(w, "No changes planned.")
 	default:
-		fmt.Fprintf(w, "**%s** (each order is one request to the CA; copies and re-encryptions order nothing).\n", strings.Join(summary, ", "))
+		fmt.Fprintf(w, "**%s** (each order is one request to the CA; re-renders, copies and re-encryptions order nothing).\n", strings.Join(summary, ", "))
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| action | certificate | file | reason |")
 		fmt.Fprintln(w, "|---|---|---|---|")
@@ -398,7 +398,7 @@ func printPlanMarkdown(w io.Writer, actions []planAction, problems []finding, wa
 }
 
 var planWords = map[reconcile.ActionKind]string{
-	reconcile.Issue: "to issue", reconcile.Reissue: "to re-issue", reconcile.Renew: "to renew",
+	reconcile.Issue: "to issue", reconcile.Reissue: "to re-issue", reconcile.Renew: "to renew", reconcile.Rerender: "to re-render",
 	reconcile.Copy: "to copy to another cluster", reconcile.Reencrypt: "to re-encrypt",
 	reconcile.PruneFile: "to prune", reconcile.Wait: "waiting",
 }
