@@ -56,6 +56,7 @@ type ACME struct {
 	// to DirectoryURL.
 	ServerCAPEM []byte
 	// DNSAddr is the DNS server ("127.0.0.1:PORT") for DNS-01 lookups.
+	// It answers SOA for every two-label name, so lego finds zones.
 	DNSAddr string
 	// HTTPReqURL speaks lego's httpreq DNS provider protocol (POST /present
 	// and /cleanup with {"fqdn","value"}) and sets TXT records in the DNS
@@ -98,8 +99,8 @@ func StartACME(t TB, opts ACMEOptions) *ACME {
 	os.Setenv("PEBBLE_AUTHZREUSE", "0")
 
 	a := &ACME{}
-	dnsAddr := freeLoopback(t)
-	srv, err := challtestsrv.New(challtestsrv.Config{DNSAddrs: []string{dnsAddr}, Log: log.New(io.Discard, "", 0)})
+	challAddr := freeLoopback(t)
+	srv, err := challtestsrv.New(challtestsrv.Config{DNSAddrs: []string{challAddr}, Log: log.New(io.Discard, "", 0)})
 	if err != nil {
 		t.Fatalf("challtestsrv: %v", err)
 	}
@@ -107,8 +108,10 @@ func StartACME(t TB, opts ACMEOptions) *ACME {
 	srv.SetDefaultDNSIPv6("")
 	go srv.Run()
 	t.Cleanup(srv.Shutdown)
+	waitForDNS(t, challAddr)
+	// The VA and lego ask the front, which answers SOA (zonedns.go).
+	dnsAddr := startZoneDNS(t, challAddr)
 	a.dns, a.DNSAddr = srv, dnsAddr
-	waitForDNS(t, dnsAddr)
 
 	logger := log.New(io.Discard, "pebble ", 0)
 	validity := uint64(opts.CertValidity / time.Second)

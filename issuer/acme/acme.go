@@ -10,7 +10,9 @@
 // HTTP01Solver that the caller serves on its listener. DNS-01 providers are
 // built per issuer from cert-manager's provider blocks, with credentials
 // read through an issuer.SecretGetter: the repository is data, so nothing
-// in a manifest configures the agent's process. A webhook block naming any
+// in a manifest configures the agent's process. Their API requests go
+// through Config.DNSAPITransport, and when an API refuses the credentials
+// the order's error names the Secret keys to check. A webhook block naming any
 // other lego provider is built only when the operator allowed that provider
 // (Config.AllowedDNSProviders), and only from the operator's environment.
 package acme
@@ -72,6 +74,18 @@ type Config struct {
 	// operator's environment and runs with the agent's credentials, so the
 	// repository alone cannot choose one. Default: none.
 	AllowedDNSProviders []string
+	// DNSAPITransport carries the requests of cert-manager's DNS-01
+	// provider blocks to their providers' APIs: cloudflare, digitalocean,
+	// route53 (and its STS role assumption), cloudDNS (and Google's token
+	// endpoint) and acmeDNS. Set it to reach them through a proxy, to
+	// trust a private CA (a TLS-inspecting proxy) or to send a provider's
+	// host to a private endpoint. lego's azureDNS and akamai providers
+	// build their HTTP clients themselves and never use it: they reach
+	// their APIs with their SDKs' default transports (system roots,
+	// HTTPS_PROXY). Default: a clone of http.DefaultTransport, to which
+	// route53 adds the roots of AWS_CA_BUNDLE when it is set, as lego
+	// does; an operator's transport keeps its own trust.
+	DNSAPITransport http.RoundTripper
 	// ExtraRootsPEM are CAs to trust for the ACME server besides the system
 	// pool and spec.acme.caBundle (a private CA, a test CA).
 	ExtraRootsPEM []byte
@@ -132,9 +146,13 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	secrets := secretSource{getter: cfg.Secrets, namespace: cfg.Issuer.SecretNamespace()}
+	blocks := blockBuilder{secrets: secrets, transport: cfg.DNSAPITransport, customTransport: cfg.DNSAPITransport != nil}
+	if blocks.transport == nil {
+		blocks.transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
 	iss := &Issuer{cfg: cfg, acme: a, transport: tr, log: log.With("issuer", cfg.Issuer.Key()),
 		user: &user{email: a.Email, key: cfg.AccountKey}, secrets: secrets,
-		dns: newDNSProviders(a.Solvers, secrets, cfg.AllowedDNSProviders)}
+		dns: newDNSProviders(a.Solvers, blocks, cfg.AllowedDNSProviders)}
 	if err := iss.resolveAccount(ctx); err != nil {
 		return nil, err
 	}

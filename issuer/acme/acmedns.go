@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -30,8 +31,8 @@ var _ challenge.Provider = (*acmeDNS)(nil)
 // acmeDNSTimeout bounds one update request.
 const acmeDNSTimeout = 30 * time.Second
 
-func acmeDNSProvider(ctx context.Context, s *declared.DNS01Solver, sec secretSource) (challenge.Provider, error) {
-	raw, err := sec.value(ctx, "accountSecretRef", s.Secrets["accountSecretRef"])
+func (b blockBuilder) acmeDNS(ctx context.Context, s *declared.DNS01Solver, hc *http.Client) (challenge.Provider, error) {
+	raw, err := b.secrets.value(ctx, "accountSecretRef", s.Secrets["accountSecretRef"])
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func acmeDNSProvider(ctx context.Context, s *declared.DNS01Solver, sec secretSou
 		// The decoder's message may quote the Secret: keep it out.
 		return nil, fmt.Errorf("%w: accountSecretRef: the Secret key holds no acme-dns accounts JSON ({\"example.com\": {\"username\": …}})", issuer.ErrPermanent)
 	}
-	client, err := goacmedns.NewClient(s.Settings["host"])
+	client, err := goacmedns.NewClient(s.Settings["host"], goacmedns.WithHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("%w: host %q: %w", issuer.ErrPermanent, s.Settings["host"], err)
 	}

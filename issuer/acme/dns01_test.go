@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +132,8 @@ func TestBuildProviders(t *testing.T) {
 			if tt.noSecrets {
 				getter = nil
 			}
-			p, err := buildProvider(context.Background(), &tt.solver, secretSource{getter: getter, namespace: "ns"})
+			b := blockBuilder{secrets: secretSource{getter: getter, namespace: "ns"}, transport: http.DefaultTransport}
+			p, err := b.build(context.Background(), &tt.solver)
 			if err != nil && strings.Contains(err.Error(), token) {
 				t.Fatalf("the error quotes the Secret's value: %v", err)
 			}

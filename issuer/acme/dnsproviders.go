@@ -20,15 +20,15 @@ import (
 // own defaults (timeouts, TTLs) and the providers an operator allowed.
 type dnsProviders struct {
 	solvers []declared.Solver
-	secrets secretSource
+	blocks  blockBuilder
 	allowed []string
 
 	mu    sync.Mutex
 	built map[int]challenge.Provider
 }
 
-func newDNSProviders(solvers []declared.Solver, secrets secretSource, allowed []string) *dnsProviders {
-	return &dnsProviders{solvers: solvers, secrets: secrets, allowed: allowed, built: map[int]challenge.Provider{}}
+func newDNSProviders(solvers []declared.Solver, blocks blockBuilder, allowed []string) *dnsProviders {
+	return &dnsProviders{solvers: solvers, blocks: blocks, allowed: allowed, built: map[int]challenge.Provider{}}
 }
 
 // get returns the provider of solver i, building it on first use. A failed
@@ -46,7 +46,7 @@ func (d *dnsProviders) get(ctx context.Context, i int) (challenge.Provider, erro
 	if s.Provider == declared.DNS01Webhook {
 		p, err = d.byName(s.SolverName)
 	} else {
-		p, err = buildProvider(ctx, s, d.secrets)
+		p, err = d.blocks.build(ctx, s)
 		if err != nil {
 			err = fmt.Errorf("DNS-01 provider %s: %w", s.Provider, err)
 		}
@@ -71,30 +71,6 @@ func (d *dnsProviders) byName(name string) (challenge.Provider, error) {
 		return nil, fmt.Errorf("DNS-01 provider %q: %w (it is configured from the agent's environment variables lego documents for it)", name, err)
 	}
 	return p, nil
-}
-
-// buildProvider builds the lego provider of one of cert-manager's provider
-// blocks through its typed config.
-func buildProvider(ctx context.Context, s *declared.DNS01Solver, sec secretSource) (challenge.Provider, error) {
-	switch s.Provider {
-	case declared.DNS01Cloudflare:
-		return cloudflareProvider(ctx, s, sec)
-	case declared.DNS01Route53:
-		return route53Provider(ctx, s, sec)
-	case declared.DNS01DigitalOcean:
-		return digitalOceanProvider(ctx, s, sec)
-	case declared.DNS01RFC2136:
-		return rfc2136Provider(ctx, s, sec)
-	case declared.DNS01AzureDNS:
-		return azureDNSProvider(ctx, s, sec)
-	case declared.DNS01CloudDNS:
-		return cloudDNSProvider(ctx, s, sec)
-	case declared.DNS01AcmeDNS:
-		return acmeDNSProvider(ctx, s, sec)
-	case declared.DNS01Akamai:
-		return akamaiProvider(ctx, s, sec)
-	}
-	return nil, fmt.Errorf("%w: certsync cannot build this provider", issuer.ErrPermanent)
 }
 
 // secretSource reads the Secret keys one issuer's manifest names, in the
