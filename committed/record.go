@@ -74,10 +74,14 @@ type Certificate struct {
 // edited by hand is reported rather than trusted. A Secret with no sops
 // section is read (Encrypted false, PlaintextData naming its keys) so the
 // planner can replace it: its key has been exposed.
-func Read(p string, content []byte) (Certificate, error) {
-	cluster, ns, name, ok := ParseSecretPath(p)
+func Read(p string, content []byte) (Certificate, error) { return Layout{}.Read(p, content) }
+
+// Read is the package's Read for a file of this layout (or of the default
+// one: see ParseSecretPath).
+func (l Layout) Read(p string, content []byte) (Certificate, error) {
+	cluster, ns, name, _, ok := l.ParseSecretPath(p)
 	if !ok {
-		return Certificate{}, errorf(p, "not a certsync Secret path (want %s<cluster>/<namespace>/<secretName>.yaml)", SecretsDir)
+		return Certificate{}, errorf(p, "not a certsync Secret path (want %s/<namespace>/<secretName>.yaml)", strings.ReplaceAll(l.Folder(), ClusterPlaceholder, "<cluster>"))
 	}
 	f, err := readFile(p, content)
 	if err != nil {

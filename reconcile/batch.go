@@ -196,7 +196,7 @@ func (w *writer) pushed(ctx context.Context, tree Tree, changes []FileChange, at
 	for _, path := range sortedKeys(w.batch.issued) {
 		w.res.Issued = append(w.res.Issued, w.batch.issued[path])
 	}
-	w.res.Records = recordsAfter(w.res.Records, changes)
+	w.res.Records = recordsAfter(w.r.layout, w.res.Records, changes)
 	w.r.log.Info("pushed", "commit", w.res.Commit, "files", len(changes), "issued", len(w.batch.issued), "attempt", attempt)
 	w.r.applyIssued(ctx, w.res, w.batch)
 	for _, ch := range changes {

@@ -81,7 +81,7 @@ type verifyFunc func(ctx context.Context, path string, content []byte, rec commi
 // worker per CPU: parsing, not reading, dominates a cold pass. Each new
 // record blob is verified once (verify may be nil: no key). Records come
 // back by path, declaration sets in the order of declPaths.
-func (g *generation) parse(ctx context.Context, recordPaths, declPaths []string, verify verifyFunc) (map[string]cachedRecord, []declared.Set, error) {
+func (g *generation) parse(ctx context.Context, layout committed.Layout, recordPaths, declPaths []string, verify verifyFunc) (map[string]cachedRecord, []declared.Set, error) {
 	type job struct {
 		i       int
 		path    string
@@ -101,7 +101,7 @@ func (g *generation) parse(ctx context.Context, recordPaths, declPaths []string,
 					decls[j.i] = declared.ParseFile(declared.File{Path: j.path, Content: j.content})
 					continue
 				}
-				rec, err := committed.Read(j.path, j.content)
+				rec, err := layout.Read(j.path, j.content)
 				c := cachedRecord{rec: rec, err: err}
 				if err == nil && verify != nil {
 					c.verified, c.corrupt = verify(ctx, j.path, j.content, rec)

@@ -205,7 +205,7 @@ func commitMessage(plan Plan, out *outcome) string {
 
 // recordsAfter is the committed state once changes are in: what status
 // tables and metrics show after a pass.
-func recordsAfter(before map[string]committed.Certificate, changes []FileChange) map[string]committed.Certificate {
+func recordsAfter(layout committed.Layout, before map[string]committed.Certificate, changes []FileChange) map[string]committed.Certificate {
 	after := make(map[string]committed.Certificate, len(before))
 	for k, v := range before {
 		after[k] = v
@@ -215,7 +215,7 @@ func recordsAfter(before map[string]committed.Certificate, changes []FileChange)
 			delete(after, ch.Path)
 			continue
 		}
-		if rec, err := committed.Read(ch.Path, ch.Content); err == nil {
+		if rec, err := layout.Read(ch.Path, ch.Content); err == nil {
 			after[ch.Path] = rec
 		}
 	}

@@ -161,3 +161,66 @@ func TestFanOutConverges(t *testing.T) {
 		t.Fatal("targets modified")
 	}
 }
+
+// TestMoveToAnotherFolder: certsync.yaml's output.secrets moves every
+// Secret; the planner copies each one to its new place (no order), prunes
+// the old file only once the copy is committed, and neither the prune
+// limit nor a problem elsewhere holds that prune back: nothing is lost.
+func TestMoveToAnotherFolder(t *testing.T) {
+	web := decl("shop", "web", "example.com")
+	day := 24 * time.Hour
+	rec := issued(web, t0, "01")
+	layout, err := committed.NewLayout("clusters/{cluster}/certificates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPath := func(cluster string) string { return committed.SecretPath(cluster, "shop", "web-tls") }
+	newPath := func(cluster string) string { return layout.SecretPath(cluster, "shop", "web-tls") }
+	at := func(path string, r committed.Certificate) committed.Certificate { r.Path = path; return r }
+	moving := func(now time.Time, recs ...committed.Certificate) State {
+		s := state(now, []declared.Certificate{web})
+		s.Cluster, s.Layout = "a", layout
+		s.Targets = map[string][]string{web.Key(): {"a", "b"}}
+		for _, r := range recs {
+			s.Committed[r.Path] = r
+		}
+		return s
+	}
+	tests := []struct {
+		name  string
+		state State
+		want  string
+	}{
+		{name: "copied to the new folder from the old one; the old files stay for now",
+			state: moving(t0.Add(day), at(oldPath("a"), rec), at(oldPath("b"), rec)),
+			want:  "Copy " + newPath("a") + " <" + oldPath("a") + "; Copy " + newPath("b") + " <" + oldPath("a")},
+		{name: "copied: the old files are pruned, beyond the prune limit and despite a problem",
+			state: func() State {
+				s := moving(t0.Add(day), at(oldPath("a"), rec), at(oldPath("b"), rec), at(newPath("a"), rec), at(newPath("b"), rec))
+				s.PruneBlockers = []string{"a typo somewhere"}
+				return s
+			}(),
+			want: "Apply " + newPath("a") + "; PruneFile " + oldPath("a") + "; PruneFile " + oldPath("b")},
+		{name: "due while moving: one order writes the new places",
+			state: moving(t0.Add(61*day), at(oldPath("a"), rec)),
+			want:  "Renew " + newPath("a") + " +" + newPath("b") + " <" + oldPath("a")},
+		{name: "an old file whose certificate is gone is an ordinary prune",
+			state: func() State {
+				s := moving(t0.Add(day), at(oldPath("a"), rec))
+				s.Certificates, s.Policy.ForcePrune = nil, true
+				return s
+			}(),
+			want: "PruneFile " + oldPath("a")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Calculate(tt.state)
+			if d := describe(got); d != tt.want {
+				t.Fatalf("plan:\n got %s\nwant %s", d, tt.want)
+			}
+			if got.Count(Issue)+got.Count(Reissue) > 0 {
+				t.Fatal("a moved certificate was ordered again")
+			}
+		})
+	}
+}

@@ -429,7 +429,7 @@ func (r *Reconciler) copySecret(ctx context.Context, p *pass, a Action) (*corev1
 
 // ownPath reports whether path is a Secret of the agent's own cluster.
 func (r *Reconciler) ownPath(path string) bool {
-	cluster, _, _, ok := committed.ParseSecretPath(path)
+	cluster, _, _, _, ok := r.layout.ParseSecretPath(path)
 	return ok && cluster == r.cfg.ClusterName
 }
 
@@ -442,7 +442,7 @@ func (r *Reconciler) reuseCarried(ctx context.Context, p *pass, a Action) (*core
 		return nil, nil, Issued{}, false
 	}
 	c := a.Certificate
-	rec, err := committed.Read(a.Path, content)
+	rec, err := p.state.Layout.Read(a.Path, content)
 	if err != nil || exposed(&rec) {
 		return nil, nil, Issued{}, false
 	}

@@ -175,6 +175,10 @@ type State struct {
 	Now time.Time
 	// Cluster is the agent's own cluster: the one it applies to.
 	Cluster string
+	// Layout is where each cluster's Secrets are committed
+	// (certsync.yaml output.secrets). Files of the default layout found
+	// under another are moved: copied, then pruned once the copy is there.
+	Layout committed.Layout
 	// Targets are the clusters that receive each Certificate, by key
 	// ("namespace/name"); a Certificate without an entry goes to Cluster.
 	Targets map[string][]string
@@ -322,7 +326,7 @@ func (s *State) secretPaths(c *declared.Certificate) (paths []string, own string
 		clusters = []string{s.Cluster}
 	}
 	for _, cl := range clusters {
-		path := committed.SecretPath(cl, c.Namespace, c.SecretName)
+		path := s.Layout.SecretPath(cl, c.Namespace, c.SecretName)
 		if cl == s.Cluster {
 			own = path
 			continue
@@ -355,7 +359,7 @@ func planAccounts(s *State, p *Plan) {
 // else the first path.
 func (s *State) source(paths []string) string {
 	best := ""
-	for _, path := range paths {
+	for _, path := range append(slices.Clip(paths), s.movedCopies(paths)...) {
 		rec, ok := s.Committed[path]
 		if !ok || s.Unreadable[path] != nil || s.Corrupt[path] != nil || exposed(&rec) {
 			continue
@@ -373,6 +377,24 @@ func (s *State) source(paths []string) string {
 		}
 	}
 	return paths[0]
+}
+
+// movedCopies are the files of the default layout that paths had before
+// certsync.yaml moved the Secrets to another folder: the same certificate,
+// which is copied to its new place, never ordered again.
+func (s *State) movedCopies(paths []string) []string {
+	if s.Layout == (committed.Layout{}) {
+		return nil
+	}
+	var out []string
+	for _, path := range paths {
+		if cluster, ns, name, moved, ok := s.Layout.ParseSecretPath(path); ok && !moved {
+			if old := committed.SecretPath(cluster, ns, name); hasRecord(s.Committed, old) {
+				out = append(out, old)
+			}
+		}
+	}
+	return out
 }
 
 // exposedCopy finds another copy of the same certificate (same serial, so
@@ -505,7 +527,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string,
 		case s.Unreadable[path] != nil:
 			why = "committed file unreadable"
 		case !have:
-			why = "cluster " + clusterOf(path) + " receives it and has no copy"
+			why = "cluster " + s.clusterOf(path) + " receives it and has no copy"
 		case s.Corrupt[path] != nil:
 			why = "committed file failed verification"
 		case exposed(&other):
@@ -551,8 +573,8 @@ func (s *State) window(paths []string, serial string) (Window, bool) {
 	return Window{}, false
 }
 
-func clusterOf(path string) string {
-	cluster, _, _, _ := committed.ParseSecretPath(path)
+func (s *State) clusterOf(path string) string {
+	cluster, _, _, _, _ := s.Layout.ParseSecretPath(path)
 	return cluster
 }
 
@@ -698,16 +720,25 @@ func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	if !s.ApplyOnly {
 		for path, rec := range s.Committed {
 			all[path] = true
-			if !wanted[path] {
-				prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
-					Reason: pruneFileReason(path)})
+			if wanted[path] {
+				continue
 			}
+			if to, moved := s.movedTo(path, wanted); moved {
+				if now, ok := s.Committed[to]; ok && now.Serial == rec.Serial && s.Corrupt[to] == nil && !exposed(&now) {
+					// Nothing is lost: no limit, no blocker holds it.
+					p.Actions = append(p.Actions, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
+						Reason: "moved to " + to + " (certsync.yaml output.secrets)"})
+				}
+				continue // kept until its copy is committed
+			}
+			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
+				Reason: s.pruneFileReason(path)})
 		}
 		for path := range s.Unreadable {
-			if _, ns, name, ok := committed.ParseSecretPath(path); ok {
+			if _, ns, name, _, ok := s.Layout.ParseSecretPath(path); ok {
 				all[path] = true
 				if !wanted[path] {
-					prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: pruneFileReason(path)})
+					prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: s.pruneFileReason(path)})
 				}
 			}
 		}
@@ -715,7 +746,7 @@ func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	if s.ClusterKnown {
 		for key := range s.Observed {
 			ns, name, _ := strings.Cut(key, "/")
-			path := committed.SecretPath(s.Cluster, ns, name)
+			path := s.Layout.SecretPath(s.Cluster, ns, name)
 			all[path] = true
 			if !wantedSecrets[key] {
 				prunes = append(prunes, Action{Kind: PruneSecret, Path: path, Namespace: ns, Name: name,
@@ -743,8 +774,24 @@ func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	p.Actions = append(p.Actions, prunes...)
 }
 
-func pruneFileReason(path string) string {
-	if cluster := clusterOf(path); cluster != "" {
+func hasRecord(m map[string]committed.Certificate, path string) bool {
+	_, ok := m[path]
+	return ok
+}
+
+// movedTo is where a file of the default layout belongs in the current
+// one, when a certificate there is still declared for that cluster.
+func (s *State) movedTo(path string, wanted map[string]bool) (string, bool) {
+	cluster, ns, name, moved, ok := s.Layout.ParseSecretPath(path)
+	if !ok || !moved {
+		return "", false
+	}
+	to := s.Layout.SecretPath(cluster, ns, name)
+	return to, wanted[to]
+}
+
+func (s *State) pruneFileReason(path string) string {
+	if cluster := s.clusterOf(path); cluster != "" {
 		return "no Certificate delivers it to cluster " + cluster + " any more"
 	}
 	return "no Certificate declares it any more"

@@ -122,20 +122,24 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Claims:          map[string]committed.Claim{},
 	}
 	p.state.ApplyOnly = r.cfg.Role == RoleApplier
-	// An applier reads only its own cluster's files; an issuer reads every
-	// cluster's, since one order serves them all.
-	prefix := committed.SecretsDir
-	if p.state.ApplyOnly {
-		prefix = committed.ClusterPrefix(r.cfg.ClusterName)
+	// certsync.yaml says where Secrets are committed; when it cannot be
+	// read, deliver reports it and nothing is planned from this pass.
+	settingsFile, err := tree.ReadFile(settings.Path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", settings.Path, err)
 	}
+	if conf, err := settings.Parse(settingsFile); err == nil {
+		p.state.Layout = conf.Layout
+	}
+	layout := p.state.Layout
+	r.layout = layout
 	var recordPaths, declPaths []string
-	var settingsFile []byte
 	for _, path := range tree.Paths() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		switch {
-		case strings.HasPrefix(path, prefix):
+		case r.recordPath(layout, p.state.ApplyOnly, path):
 			recordPaths = append(recordPaths, path)
 		case strings.HasPrefix(path, committed.AccountsDir):
 			content, err := tree.ReadFile(path)
@@ -181,10 +185,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 				}
 			}
 		case path == settings.Path:
-			if settingsFile, err = tree.ReadFile(path); err != nil {
-				return nil, fmt.Errorf("read %s: %w", path, err)
-			}
-		case declared.IsManifestPath(path, committed.OutputDirs()):
+		case declared.IsManifestPath(path, nil) && !layout.IsOutput(path):
 			declPaths = append(declPaths, path)
 		}
 	}
@@ -193,7 +194,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	if r.cfg.VerifyCommitted {
 		verify = verifyRecord(enc)
 	}
-	records, parts, err := cache.parse(ctx, recordPaths, declPaths, verify)
+	records, parts, err := cache.parse(ctx, layout, recordPaths, declPaths, verify)
 	if err != nil {
 		return nil, err
 	}
@@ -305,4 +306,17 @@ func (r *Reconciler) deliver(p *pass, settingsFile []byte) []declared.Certificat
 		out = append(out, *c)
 	}
 	return out
+}
+
+// recordPath reports whether path is a committed Secret this agent reads:
+// an issuer reads every cluster's, since one order serves them all; an
+// applier only its own cluster's. Files under secrets/ that are not in the
+// layout are read too, so that they are reported, not taken for
+// declarations.
+func (r *Reconciler) recordPath(layout committed.Layout, applyOnly bool, path string) bool {
+	cluster, _, _, _, ok := layout.ParseSecretPath(path)
+	if applyOnly {
+		return (ok && cluster == r.cfg.ClusterName) || strings.HasPrefix(path, layout.ClusterPrefix(r.cfg.ClusterName))
+	}
+	return ok || strings.HasPrefix(path, committed.SecretsDir)
 }

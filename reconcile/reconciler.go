@@ -106,6 +106,9 @@ type Reconciler struct {
 	failures map[string]Failure
 	windows  map[string]Window // polled renewal windows by path (ARI)
 	cache    parseCache
+	// layout is where the current pass's tree keeps Secrets (set when
+	// the pass reads its state; passes run one at a time).
+	layout committed.Layout
 	// carried are the files of local commits set aside because the remote
 	// moved on; see pushPending. Only for the pass that set them aside.
 	carried map[string]FileChange

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
+	"github.com/certsync/certsync/settings"
 )
 
 // RequestRenewal commits a renewal request for every declared Certificate
@@ -81,9 +82,15 @@ func RenewalTargets(ctx context.Context, repo Repository, match func(*declared.C
 
 // matching parses the tree's declarations and returns those match selects.
 func matching(tree Tree, match func(*declared.Certificate) bool) ([]*declared.Certificate, error) {
+	var layout committed.Layout
+	if content, err := tree.ReadFile(settings.Path); err == nil {
+		if conf, err := settings.Parse(content); err == nil {
+			layout = conf.Layout
+		}
+	}
 	var files []declared.File
 	for _, path := range tree.Paths() {
-		if declared.IsManifestPath(path, committed.OutputDirs()) {
+		if declared.IsManifestPath(path, nil) && !layout.IsOutput(path) {
 			content, err := tree.ReadFile(path)
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", path, err)

@@ -62,8 +62,13 @@ var ErrExists = errors.New("Secret already exists")
 
 // Options shape a restore. Zero values are the defaults.
 type Options struct {
-	// Cluster names the folder restored: secrets/<Cluster>/.
+	// Cluster names the folder restored: secrets/<Cluster>/ in the default
+	// Layout.
 	Cluster string
+	// Layout is where the repository commits Secrets (certsync.yaml
+	// output.secrets). A Secret still at its place in the default layout
+	// (the agent has not moved it yet) is restored from there.
+	Layout committed.Layout
 	// CreateNamespaces creates missing namespaces; without it their
 	// Secrets are reported as failed, naming the namespace.
 	CreateNamespaces bool
@@ -128,13 +133,9 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 	var todo []job
 	var failed []Outcome
 	namespaces := map[string]bool{}
-	prefix := committed.ClusterPrefix(opts.Cluster)
-	for _, path := range tree.Paths() {
-		if !strings.HasPrefix(path, prefix) {
-			continue
-		}
+	for _, path := range restorable(tree, opts) {
 		out := Outcome{Path: path}
-		_, ns, name, ok := committed.ParseSecretPath(path)
+		_, ns, name, _, ok := opts.Layout.ParseSecretPath(path)
 		l, held := have[ns+"/"+name]
 		if ok && !held {
 			// Read by a worker; committed.Read there checks the path
@@ -144,7 +145,7 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 			todo = append(todo, job{Outcome: out, create: true})
 			continue
 		}
-		rec, err := readRecord(tree, path)
+		rec, err := readRecord(opts.Layout, tree, path)
 		if err != nil {
 			out.Status, out.Err = Failed, err
 			failed = append(failed, out)
@@ -197,7 +198,7 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			out := j.Outcome
-			err := restoreOne(ctx, tree, dec, c, j, absent)
+			err := restoreOne(ctx, tree, dec, c, j, absent, opts.Layout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -223,23 +224,46 @@ type job struct {
 	create bool
 }
 
-func readRecord(tree Tree, path string) (committed.Certificate, error) {
+// restorable lists the files of opts.Cluster: those of its folder, and
+// those of the default layout's folder for Secrets not yet moved from it.
+func restorable(tree Tree, opts Options) []string {
+	prefix, old := opts.Layout.ClusterPrefix(opts.Cluster), committed.ClusterPrefix(opts.Cluster)
+	var paths, moved []string
+	have := map[string]bool{}
+	for _, path := range tree.Paths() {
+		switch {
+		case strings.HasPrefix(path, prefix):
+			paths = append(paths, path)
+			have[strings.TrimPrefix(path, prefix)] = true
+		case strings.HasPrefix(path, old):
+			moved = append(moved, path)
+		}
+	}
+	for _, path := range moved {
+		if !have[strings.TrimPrefix(path, old)] {
+			paths = append(paths, path)
+		}
+	}
+	return paths
+}
+
+func readRecord(layout committed.Layout, tree Tree, path string) (committed.Certificate, error) {
 	content, err := tree.ReadFile(path)
 	if err != nil {
 		return committed.Certificate{}, err
 	}
-	return committed.Read(path, content)
+	return layout.Read(path, content)
 }
 
 // restoreOne reads, checks, decrypts and sends one Secret. A Secret whose
 // namespace is absent fails after its metadata was checked, undecrypted.
-func restoreOne(ctx context.Context, tree Tree, dec Decrypter, c Cluster, j job, absent map[string]bool) error {
+func restoreOne(ctx context.Context, tree Tree, dec Decrypter, c Cluster, j job, absent map[string]bool, layout committed.Layout) error {
 	content, err := tree.ReadFile(j.Path)
 	if err != nil {
 		return err
 	}
 	if j.create {
-		if _, err := committed.Read(j.Path, content); err != nil {
+		if _, err := layout.Read(j.Path, content); err != nil {
 			return err
 		}
 	}

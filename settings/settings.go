@@ -22,6 +22,8 @@
 //	  names: [shop.example.com, "*.shop.example.com", .internal.example.com]
 //	  issuers: [ClusterIssuer/letsencrypt]
 //	  namespaces: [shop]
+//	output:
+//	  secrets: clusters/{cluster}/certificates   # default secrets/{cluster}
 //
 // # Which clusters receive a certificate
 //
@@ -37,6 +39,13 @@
 //
 // Otherwise the certificate goes nowhere, and that is an error naming its
 // file: a private key is never sent to a cluster nobody chose.
+//
+// # Where Secrets are committed
+//
+// Each cluster's Secrets are committed as <folder>/<namespace>/<secretName>.yaml,
+// the folder secrets/<cluster> unless output.secrets names another with
+// {cluster} in it (committed.Layout). Moving from secrets/ orders nothing: the
+// next pass copies each Secret to its new place and prunes the old file.
 //
 // # Policy
 //
@@ -62,6 +71,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
 )
 
@@ -79,6 +89,8 @@ type Settings struct {
 	Clusters []Cluster
 	Delivery []Rule
 	Policy   []PolicyRule
+	// Layout is where committed Secrets live (output.secrets).
+	Layout committed.Layout
 }
 
 // PolicyRule allows the certificates declared in some files to request
@@ -118,6 +130,11 @@ type rawSettings struct {
 	Clusters   []rawCluster `yaml:"clusters"`
 	Delivery   []rawRule    `yaml:"delivery"`
 	Policy     []rawPolicy  `yaml:"policy"`
+	Output     rawOutput    `yaml:"output"`
+}
+
+type rawOutput struct {
+	Secrets string `yaml:"secrets"`
 }
 
 type rawPolicy struct {
@@ -238,6 +255,13 @@ func Parse(content []byte) (Settings, error) {
 	}
 	if len(s.Delivery) > 0 && len(s.Clusters) == 0 {
 		return Settings{}, fmt.Errorf("%s: delivery rules need clusters: declare them under clusters", Path)
+	}
+	if raw.Output.Secrets != "" {
+		layout, err := committed.NewLayout(raw.Output.Secrets)
+		if err != nil {
+			return Settings{}, fmt.Errorf("%s: output.secrets: %w", at(valueOf(valueOf(root, "output"), "secrets")), err)
+		}
+		s.Layout = layout
 	}
 	return s, nil
 }

@@ -124,6 +124,9 @@ func TestParseErrors(t *testing.T) {
 		{"rule both", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n  clusters: [a]\n  clusterSelector: env=a\n", "certsync.yaml:6:3: delivery[0]: clusters and clusterSelector cannot be combined"},
 		{"bad selector", head + "clusters:\n- name: a\ndelivery:\n- paths: [x/]\n  clusterSelector: \"env in a\"\n", "certsync.yaml:7:20: delivery[0].clusterSelector"},
 		{"rules without clusters", head + "delivery:\n- paths: [x/]\n  clusterSelector: env=a\n", "delivery rules need clusters"},
+		{"output folder without the cluster", head + "output:\n  secrets: certs/all\n", `certsync.yaml:4:12: output.secrets: "certs/all" must contain {cluster} once`},
+		{"output folder escapes", head + "output:\n  secrets: ../{cluster}\n", `certsync.yaml:4:12: output.secrets: "../{cluster}" is not a clean path`},
+		{"output folder misspelt", head + "output:\n  secret: x/{cluster}\n", "field secret not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,5 +202,19 @@ policy:
 		if _, err := Parse([]byte(content)); err == nil || !strings.HasPrefix(err.Error(), "certsync.yaml:"+bad.at) {
 			t.Errorf("%s: err %v, want certsync.yaml:%s", bad.field, err, bad.at)
 		}
+	}
+}
+
+func TestOutputFolder(t *testing.T) {
+	s, err := Parse([]byte("apiVersion: certsync.io/v1alpha1\nkind: Settings\noutput:\n  secrets: clusters/{cluster}/certificates\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Layout.SecretPath("prod", "shop", "web-tls"); got != "clusters/prod/certificates/shop/web-tls.yaml" {
+		t.Fatalf("SecretPath = %q", got)
+	}
+	var none Settings
+	if got := none.Layout.SecretPath("prod", "shop", "web-tls"); got != "secrets/prod/shop/web-tls.yaml" {
+		t.Fatalf("default SecretPath = %q", got)
 	}
 }

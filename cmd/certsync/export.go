@@ -148,13 +148,14 @@ func findCommitted(tree reconcile.Tree, clusterName, name string) (string, commi
 	if !ok || ns == "" || n == "" {
 		return "", committed.Certificate{}, fmt.Errorf("%q: want NAMESPACE/NAME", name)
 	}
+	layout := treeLayout(tree)
 	// NAME is the Secret's name: its file is known.
-	path := committed.SecretPath(clusterName, ns, n)
+	path := layout.SecretPath(clusterName, ns, n)
 	if content, err := tree.ReadFile(path); err == nil {
-		rec, err := committed.Read(path, content)
+		rec, err := layout.Read(path, content)
 		return path, rec, err
 	}
-	prefix := committed.ClusterPrefix(clusterName) + ns + "/"
+	prefix := layout.ClusterPrefix(clusterName) + ns + "/"
 	for _, path := range tree.Paths() {
 		if !strings.HasPrefix(path, prefix) {
 			continue
@@ -163,7 +164,7 @@ func findCommitted(tree reconcile.Tree, clusterName, name string) (string, commi
 		if err != nil {
 			continue
 		}
-		if rec, err := committed.Read(path, content); err == nil && rec.Certificate == name {
+		if rec, err := layout.Read(path, content); err == nil && rec.Certificate == name {
 			return path, rec, nil
 		}
 	}

@@ -99,7 +99,7 @@ func restoreSecrets(ctx context.Context, o *options, log *slog.Logger, createNS 
 	start := time.Now()
 	prog := newProgressLine(stderr, "restoring Secrets of cluster "+o.Cluster)
 	sum, err := restore.Run(ctx, tree, dec, restoreCluster{c}, restore.Options{
-		Cluster: o.Cluster, CreateNamespaces: createNS, Concurrency: o.Concurrency * 2, Progress: prog.update,
+		Cluster: o.Cluster, Layout: treeLayout(tree), CreateNamespaces: createNS, Concurrency: o.Concurrency * 2, Progress: prog.update,
 	})
 	prog.finish()
 	if err != nil {
@@ -237,6 +237,18 @@ func (r restoreCluster) CreateNamespace(ctx context.Context, name string) error 
 	return r.c.CreateNamespace(ctx, name)
 }
 
+// treeLayout is where tree commits Secrets (certsync.yaml output.secrets;
+// the default when certsync.yaml is absent or wrong, which the commands
+// that act on it report).
+func treeLayout(tree reconcile.Tree) committed.Layout {
+	if content, err := tree.ReadFile(settings.Path); err == nil {
+		if conf, err := settings.Parse(content); err == nil {
+			return conf.Layout
+		}
+	}
+	return committed.Layout{}
+}
+
 // knownCluster refuses a restore of a cluster the repository does not
 // know: a misspelt --cluster would otherwise "restore" nothing and exit 0
 // while the real cluster stays empty.
@@ -252,7 +264,7 @@ func knownCluster(tree reconcile.Tree, name string) error {
 	}
 	folders := map[string]bool{}
 	for _, p := range tree.Paths() {
-		if cluster, _, _, ok := committed.ParseSecretPath(p); ok {
+		if cluster, _, _, _, ok := conf.Layout.ParseSecretPath(p); ok {
 			if cluster == name {
 				return nil
 			}

@@ -413,8 +413,9 @@ func mdCell(s string) string {
 // key, but it is already in the history).
 func exposedFiles(tree *worktree) []error {
 	var problems []error
+	layout := treeLayout(tree)
 	for _, path := range tree.Paths() {
-		if !strings.HasPrefix(path, committed.SecretsDir) && !strings.HasPrefix(path, committed.AccountsDir) {
+		if !layout.IsOutput(path) {
 			continue
 		}
 		content, err := tree.ReadFile(path)
