@@ -449,11 +449,7 @@ func (r *Reconciler) reuseCarried(ctx context.Context, p *pass, a Action) (*core
 	if kind, _ := reissueReason(c, &rec); kind != "" || !p.state.Now.Before(RenewalTime(c, &rec, p.state.Policy)) {
 		return nil, nil, Issued{}, false
 	}
-	plain, err := p.enc.Decrypt(ctx, a.Path, content)
-	if err != nil {
-		return nil, nil, Issued{}, false
-	}
-	s, err := render.Parse(plain)
+	s, err := openSecret(ctx, p.enc, a.Path, content)
 	if err != nil || render.Verify(s, rec) != nil {
 		return nil, nil, Issued{}, false
 	}
@@ -639,15 +635,7 @@ func (r *Reconciler) decryptSecret(ctx context.Context, p *pass, path string) (*
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	plain, err := p.enc.Decrypt(ctx, path, content)
-	if err != nil {
-		return nil, err
-	}
-	s, err := render.Parse(plain)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
+	return openSecret(ctx, p.enc, path, content)
 }
 
 // issuerCache builds each issuer once per pass, loading its ACME account
@@ -763,13 +751,9 @@ func (c *issuerCache) accountKey(ctx context.Context, decl *declared.Issuer) (cr
 }
 
 func (c *issuerCache) readAccountKey(ctx context.Context, path string, content []byte) (crypto.Signer, error) {
-	plain, err := c.p.enc.Decrypt(ctx, path, content)
+	s, err := openSecret(ctx, c.p.enc, path, content)
 	if err != nil {
 		return nil, fmt.Errorf("ACME account key: %w", err)
-	}
-	s, err := render.Parse(plain)
-	if err != nil {
-		return nil, fmt.Errorf("ACME account key %s: %w", path, err)
 	}
 	key, err := pki.ParseKey(s.Data[corev1.TLSPrivateKeyKey])
 	if err != nil {

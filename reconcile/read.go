@@ -68,16 +68,12 @@ func verifyRecord(enc Encrypter) verifyFunc {
 		if !rec.Encrypted {
 			return false, nil // plaintext: the planner re-issues it as exposed
 		}
-		plain, err := enc.Decrypt(ctx, path, content)
+		s, err := openSecret(ctx, enc, path, content)
 		switch {
 		case ctx.Err() != nil, errors.Is(err, ErrNoKey):
 			return false, nil
 		case err != nil:
 			return false, err
-		}
-		s, err := render.Parse(plain)
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", path, err)
 		}
 		if err := render.Verify(s, rec); err != nil {
 			return false, fmt.Errorf("%s: %w", path, err)

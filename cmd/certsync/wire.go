@@ -144,9 +144,10 @@ func newSOPSEncrypter(sopsConfig, identities []byte, log *slog.Logger) (sopsEncr
 type sopsEncrypter struct{ *encrypt.SOPS }
 
 var (
-	_ reconcile.Encrypter       = sopsEncrypter{}
-	_ reconcile.RecipientLister = sopsEncrypter{}
-	_ restore.Decrypter         = sopsEncrypter{}
+	_ reconcile.Encrypter         = sopsEncrypter{}
+	_ reconcile.RecipientLister   = sopsEncrypter{}
+	_ restore.Decrypter           = sopsEncrypter{}
+	_ reconcile.DocumentDecrypter = sopsEncrypter{}
 )
 
 func (s sopsEncrypter) Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error) {
