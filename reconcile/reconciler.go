@@ -37,6 +37,14 @@ type Config struct {
 	Role Role
 	// Concurrency is how many orders run at once. Default: 8.
 	Concurrency int
+	// ApplyConcurrency is how many Secrets are applied to the cluster (and
+	// Events created) at once; the API server's priority and fairness
+	// throttles past what it can take. Default: DefaultApplyConcurrency (16).
+	ApplyConcurrency int
+	// EventsPerPass bounds a pass's Kubernetes Events: that many of each
+	// type one per Secret, then summaries per namespace (see events.go).
+	// Default: DefaultEventsPerPass (100).
+	EventsPerPass int
 	// PushAttempts bounds fetch-replan-commit-push rounds after lost push
 	// races; rounds are spaced by a growing random pause, so agents that
 	// collide do not collide again. Default: 10.
@@ -137,6 +145,12 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
+	if cfg.ApplyConcurrency <= 0 {
+		cfg.ApplyConcurrency = DefaultApplyConcurrency
+	}
+	if cfg.EventsPerPass <= 0 {
+		cfg.EventsPerPass = DefaultEventsPerPass
+	}
 	if cfg.PushAttempts <= 0 {
 		cfg.PushAttempts = 10
 	}
@@ -204,6 +218,9 @@ type Result struct {
 	// applied (or decrypted to be applied) and removed from the cluster;
 	// their errors are in Problems.
 	ApplyErrors, PruneErrors int
+	// Events counts the Kubernetes Events the pass recorded, summarised
+	// and could not record (Config.EventsPerPass).
+	Events EventCounts
 	// Git and APIServer tell whether the pass got through to the Git
 	// remote (its fetch and pushes) and to the Kubernetes API server (its
 	// list of certsync's Secrets): what an "unreachable" alert needs, as
@@ -226,6 +243,7 @@ type Result struct {
 	targets  map[string][]string
 	deleted  []string        // paths whose deletion was pushed
 	restored map[string]bool // "namespace/name" applied before ordering
+	events   *eventLog       // the pass's Event budget; see events.go
 }
 
 // ClusterName is the cluster the pass worked for.
@@ -344,6 +362,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 		return res, nil
 	}
 
+	// However the pass ends from here, the Events it set aside are
+	// summarised and counted.
+	defer r.flushEvents(ctx, res)
 	r.restoreCommitted(ctx, st, res)
 	w := r.newWriter(st, res)
 	if stale != nil {

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/internal/workpool"
 	"github.com/certsync/certsync/render"
 )
 
@@ -182,36 +183,25 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 		}
 	}
 
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, opts.Concurrency)
-	)
-	for _, j := range todo {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return sum, ctx.Err()
+	var mu sync.Mutex
+	_, err = workpool.Run(ctx, len(todo), opts.Concurrency, func(ctx context.Context, i int) {
+		j := todo[i]
+		out := j.Outcome
+		err := restoreOne(ctx, tree, dec, c, j, absent, opts.Layout)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			out.Status, out.Err = Failed, err
+			failed = append(failed, out)
+		} else {
+			sum.Applied++
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out := j.Outcome
-			err := restoreOne(ctx, tree, dec, c, j, absent, opts.Layout)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				out.Status, out.Err = Failed, err
-				failed = append(failed, out)
-			} else {
-				sum.Applied++
-			}
-			done++
-			report(opts.Progress, done, total)
-		}()
+		done++
+		report(opts.Progress, done, total)
+	})
+	if err != nil {
+		return sum, err
 	}
-	wg.Wait()
 	sort.Slice(failed, func(i, j int) bool { return failed[i].Path < failed[j].Path })
 	sum.Failed = failed
 	return sum, nil
