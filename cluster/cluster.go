@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,7 @@ type Client struct {
 	meta  metadata.Interface
 	owner Owner
 	seen  verifiedVersions
+	watch atomic.Pointer[watcher] // see Watch
 }
 
 // Client-side rate limit of a restore: a one-off bulk apply into a

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -365,3 +366,99 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestObserveReadsTheWatch: with a watch (the daemon's), Observe lists
+// once, then reads the watch: idle passes send no list and no GET; a data
+// edit by someone else reaches the watch and is read (one GET) and
+// reported as drift; a Secret deleted by someone else is gone from the
+// next pass; annotations other than certsync's are not kept.
+func TestObserveReadsTheWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	owner := Owner{Repository: "https://git.example/watch.git", Branch: "main", Cluster: "default"}
+	var gets, lists atomic.Int32
+	cfg := rest.CopyConfig(api.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch {
+			case r.Method != http.MethodGet || r.URL.Query().Get("watch") == "true":
+			case strings.Contains(r.URL.Path, "/secrets/"):
+				gets.Add(1)
+			case strings.HasSuffix(r.URL.Path, "/secrets"):
+				lists.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	c, err := NewForConfig(cfg, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw := client(t)
+	names := []string{"w-a-tls", "w-b-tls", "w-c-tls"}
+	for _, name := range names {
+		s := tlsSecret(name)
+		s.Annotations = map[string]string{"example.com/note": "not certsync's"}
+		if err := c.Apply(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Watch(ctx, []string{"shop"})
+	obs := observe(t, c) // the first pass lists, with the data
+	if len(obs) != 3 {
+		t.Fatalf("first pass observed %v", obs)
+	}
+	// Until the watch holds what the list saw.
+	waitFor(t, func() bool {
+		return c.watch.Load().usable(time.Now()) && len(c.watch.Load().informers[0].GetStore().List()) == 3
+	})
+	lists.Store(0)
+	for pass := range 2 {
+		obs := observe(t, c)
+		if len(obs) != 3 || obs["shop/w-a-tls"].Drifted {
+			t.Fatalf("idle pass %d observed %v", pass, obs)
+		}
+		if _, kept := obs["shop/w-a-tls"].Annotations["example.com/note"]; kept || obs["shop/w-a-tls"].Annotations[AppliedHashAnnotation] == "" {
+			t.Fatalf("annotations reported: %v", obs["shop/w-a-tls"].Annotations)
+		}
+	}
+	if n, l := gets.Load(), lists.Load(); n != 0 || l != 0 {
+		t.Fatalf("two idle passes sent %d GETs and %d lists; want none (the watch has it)", n, l)
+	}
+
+	b, _ := raw.CoreV1().Secrets("shop").Get(ctx, "w-b-tls", metav1.GetOptions{})
+	b.Data["tls.crt"] = []byte("edited by hand")
+	edited, err := raw.CoreV1().Secrets("shop").Update(ctx, b, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.CoreV1().Secrets("shop").Delete(ctx, "w-c-tls", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		obj, ok, _ := c.watch.Load().informers[0].GetStore().GetByKey("shop/w-b-tls")
+		_, stillThere, _ := c.watch.Load().informers[0].GetStore().GetByKey("shop/w-c-tls")
+		return ok && obj.(*metav1.PartialObjectMetadata).ResourceVersion == edited.ResourceVersion && !stillThere
+	})
+	obs = observe(t, c)
+	if len(obs) != 2 || !obs["shop/w-b-tls"].Drifted || obs["shop/w-a-tls"].Drifted {
+		t.Fatalf("after an edit of b and a deletion of c: %v", obs)
+	}
+	if n, l := gets.Load(), lists.Load(); n != 1 || l != 0 {
+		t.Fatalf("sent %d GETs and %d lists; want 1 GET (the edited Secret) and no list", n, l)
+	}
+	// The watch ends with its context: Observe lists again.
+	cancel()
+	if obs := observe(t, c); len(obs) != 2 || lists.Load() == 0 {
+		t.Fatalf("without the watch: %v, %d lists", obs, lists.Load())
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch did not catch up within 10 s")
+		}
+	}
+}

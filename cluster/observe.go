@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,8 +15,10 @@ import (
 // Observed is what certsync needs to know about one Secret it owns; the
 // data stays in this package.
 type Observed struct {
-	Namespace, Name     string
-	Labels, Annotations map[string]string
+	Namespace, Name string
+	Labels          map[string]string
+	// Annotations are certsync's own (certsync.io/…).
+	Annotations map[string]string
 	// Drifted: the data no longer matches what certsync applied.
 	Drifted bool
 }
@@ -33,8 +36,13 @@ var secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secr
 // only (PartialObjectMetadata) and read in full only the Secrets whose
 // resourceVersion moved since — someone else wrote them, or they are new.
 // Any write changes the resourceVersion, so nothing is missed, and each
-// pass lists afresh, so no watch event can be lost in between.
+// pass lists afresh, so no watch event can be lost in between — unless
+// the daemon keeps a watch (see Watch), which then stands in for the list.
 func (c *Client) Observe(ctx context.Context, namespaces []string) ([]Observed, error) {
+	w := c.watch.Load()
+	if w != nil && c.seen.primed() && w.usable(time.Now()) {
+		return c.observeWatched(ctx, w)
+	}
 	if namespaces == nil {
 		namespaces = []string{metav1.NamespaceAll}
 	}
@@ -52,6 +60,9 @@ func (c *Client) Observe(ctx context.Context, namespaces []string) ([]Observed, 
 		}
 	}
 	c.seen.prime()
+	if w != nil {
+		w.didList(time.Now())
+	}
 	return out, nil
 }
 
@@ -83,19 +94,9 @@ func (c *Client) listMetadata(ctx context.Context, ns string, out []Observed) ([
 			return nil, fmt.Errorf("list Secrets (metadata): %w", scrub(err))
 		}
 		for i := range list.Items {
-			m := &list.Items[i]
-			if c.seen.matches(m.Namespace, m.Name, m.ResourceVersion) {
-				out = append(out, Observed{Namespace: m.Namespace, Name: m.Name, Labels: m.Labels, Annotations: m.Annotations})
-				continue
+			if out, err = c.observeMetadata(ctx, &list.Items[i], out); err != nil {
+				return nil, err
 			}
-			s, err := c.cs.CoreV1().Secrets(m.Namespace).Get(ctx, m.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				continue // deleted since the list
-			}
-			if err != nil {
-				return nil, fmt.Errorf("get Secret %s/%s: %w", m.Namespace, m.Name, scrub(err))
-			}
-			out = append(out, c.observe(s))
 		}
 		if list.Continue == "" {
 			return out, nil
@@ -104,10 +105,27 @@ func (c *Client) listMetadata(ctx context.Context, ns string, out []Observed) ([
 	}
 }
 
+// observeMetadata adds the Secret m describes to out: from its metadata
+// when certsync saw its data match at this resourceVersion, else read in
+// full.
+func (c *Client) observeMetadata(ctx context.Context, m *metav1.PartialObjectMetadata, out []Observed) ([]Observed, error) {
+	if c.seen.matches(m.Namespace, m.Name, m.ResourceVersion) {
+		return append(out, Observed{Namespace: m.Namespace, Name: m.Name, Labels: m.Labels, Annotations: ownAnnotations(m.Annotations)}), nil
+	}
+	s, err := c.cs.CoreV1().Secrets(m.Namespace).Get(ctx, m.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return out, nil // deleted since the list
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get Secret %s/%s: %w", m.Namespace, m.Name, scrub(err))
+	}
+	return append(out, c.observe(s)), nil
+}
+
 // observe is s as Observe reports it, remembered when it matches.
 func (c *Client) observe(s *corev1.Secret) Observed {
 	return Observed{
-		Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, Annotations: s.Annotations,
+		Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, Annotations: ownAnnotations(s.Annotations),
 		Drifted: !c.seen.remember(s),
 	}
 }

@@ -29,8 +29,8 @@ func (s *Set) crossCheck() {
 	}
 	s.Issuers = keptIssuers
 
-	byName := map[string][]int{}
-	bySecret := map[string][]int{}
+	byName := make(map[string][]int, len(s.Certificates))
+	bySecret := make(map[string][]int, len(s.Certificates))
 	for i, c := range s.Certificates {
 		byName[c.Key()] = append(byName[c.Key()], i)
 		bySecret[c.Namespace+"/"+c.SecretName] = append(bySecret[c.Namespace+"/"+c.SecretName], i)
@@ -52,7 +52,9 @@ func (s *Set) crossCheck() {
 			}
 		}
 	}
-	var kept []Certificate
+	// Filtered in place: Combine made this slice, and each element is
+	// read before any later one is written.
+	kept := s.Certificates[:0]
 	for i, c := range s.Certificates {
 		if bad[i] == nil {
 			bad[i] = checkIssuer(&c, issuers)

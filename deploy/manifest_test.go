@@ -209,7 +209,7 @@ func (m *manifest) wantGrants() []grant {
 		if m.settings["CERTSYNC_ROLE"] == "issuer" {
 			break // an issuer never touches a cluster's Secrets
 		}
-		for _, v := range []string{"get", "list", "create", "patch", "delete"} {
+		for _, v := range []string{"get", "list", "watch", "create", "patch", "delete"} {
 			out = append(out, grant{ns, "", "secrets", "", v})
 		}
 		out = append(out, grant{ns, "", "events", "", "create"})

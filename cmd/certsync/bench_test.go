@@ -230,7 +230,8 @@ func BenchmarkPass10kNothingDue(b *testing.B) {
 	})
 	// The agent's idle pass with its cluster holding the 10,000 Secrets
 	// (restored from Git first, as after a rebuild): after the first pass
-	// the cluster is read as metadata, data only for what moved.
+	// the cluster is read from the daemon's watch, data only for what
+	// moved.
 	b.Run("warm-cluster", func(b *testing.B) {
 		api, stop := startScopedAPIServer(b)
 		defer stop()
@@ -241,6 +242,7 @@ func BenchmarkPass10kNothingDue(b *testing.B) {
 		}
 		withCluster := *o
 		withCluster.Kubeconfig = api.Kubeconfig
+		withCluster.watchCluster = true // as certsync run: a watch between passes
 		rec, cleanup, err := build(context.Background(), &withCluster, func(string) string { return "" }, slog.New(slog.DiscardHandler))
 		if err != nil {
 			b.Fatal(err)

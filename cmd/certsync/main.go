@@ -211,6 +211,9 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 			cleanup()
 			return nil, noop, fmt.Errorf("connect to the cluster: %w", err)
 		}
+		if o.watchCluster {
+			c.Watch(ctx, o.Namespaces) // until ctx ends: this build's passes
+		}
 		cfg.Cluster = clusterApplier{c: c, namespaces: o.Namespaces}
 	}
 	rec, err := reconcile.New(cfg)

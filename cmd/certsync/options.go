@@ -34,7 +34,10 @@ type options struct {
 	Kubeconfig, KubeContext string
 	// Namespaces are where the agent lists and prunes its Secrets; nil
 	// means all namespaces.
-	Namespaces            []string
+	Namespaces []string
+	// watchCluster: the agent keeps a watch on its Secrets between passes
+	// (certsync run), instead of listing them each pass.
+	watchCluster          bool
 	NoApply               bool
 	SigningKeyFile        string
 	ProposalBranch        string

@@ -57,6 +57,7 @@ the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.`,
 			fmt.Fprintf(c.stderr, "certsync: --shutdown-grace %s: want zero or more\n", d.ShutdownGrace)
 			return exitUsage
 		}
+		o.watchCluster = true
 		if err := runDaemon(ctx, o, &d, c.getenv, log); err != nil {
 			log.Error("certsync run stopped", "error", err)
 			return exitFail

@@ -60,16 +60,18 @@ cluster/cluster.go):
   get     read a Secret before pruning it (is it this agent's?)
   list    find the Secrets this agent applied (label selector), to prune and
           to notice drift
+  watch   keep their metadata between passes (certsync run), so an idle
+          pass lists nothing; without it the agent lists each pass
   create  server-side apply of a Secret that does not exist yet is a create
   patch   server-side apply; taking over the fields a restore created
   delete  prune a Secret no longer committed for this cluster
 Events: create only (Issued, Renewed, Failed on each Secret).
-No watch, no update, no other resource.
+No update, no other resource.
 */}}
 {{- define "certsync.secretRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
