@@ -84,35 +84,32 @@ func metadataOf(v any, s *corev1.Secret) bool {
 }
 
 func stringMap(v any) (map[string]string, bool) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if out[k], ok = v.(string); !ok {
-			return nil, false
-		}
-	}
-	return out, true
+	return mapOf(v, func(v any) (string, bool) { s, ok := v.(string); return s, ok })
 }
 
 func bytesMap(v any) (map[string][]byte, bool) {
+	return mapOf(v, func(v any) ([]byte, bool) {
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		return b, err == nil
+	})
+}
+
+// mapOf converts a decoded map's values, or fails on the first that does
+// not convert.
+func mapOf[V any](v any, convert func(any) (V, bool)) (map[string]V, bool) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, false
 	}
-	out := make(map[string][]byte, len(m))
+	out := make(map[string]V, len(m))
 	for k, v := range m {
-		str, ok := v.(string)
-		if !ok {
+		if out[k], ok = convert(v); !ok {
 			return nil, false
 		}
-		b, err := base64.StdEncoding.DecodeString(str)
-		if err != nil {
-			return nil, false
-		}
-		out[k] = b
 	}
 	return out, true
 }

@@ -46,34 +46,49 @@ spec:
       passwordSecretRef: {name: store-keystore, key: password}
 `
 
+// keystorePassword is a fresh random password, one a test can search Git
+// objects for.
+func keystorePassword(t *testing.T) string {
+	t.Helper()
+	password := make([]byte, 16)
+	if _, err := rand.Read(password); err != nil {
+		t.Fatal(err)
+	}
+	return "ks-" + hex.EncodeToString(password)
+}
+
+// writePasswordSecret commits (in the checkout dir) the Secret shop/name
+// holding a keystore password, encrypted by the repository's .sops.yaml
+// as a user would with sops.
+func writePasswordSecret(t *testing.T, dir, name, password string) {
+	t.Helper()
+	sopsConfig, err := os.ReadFile(filepath.Join(dir, ".sops.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := encrypt.New(encrypt.Config{SOPSConfig: sopsConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	path := "credentials/" + name + ".yaml"
+	plain := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: shop\ntype: Opaque\nstringData:\n  password: %s\n", name, password)
+	out, err := enc.Encrypt(context.Background(), path, []byte(plain))
+	if err != nil {
+		t.Fatalf("encrypt the password Secret: %v", err)
+	}
+	writeFile(t, filepath.Join(dir, path), string(out))
+}
+
 // TestCertificateFieldsEndToEnd: the Certificate above, issued by the
 // test CA, committed, and decrypted with the real sops CLI: every output
 // is there and reads back with the libraries cert-manager's users read it
 // with; the password is nowhere in Git in the clear.
 func TestCertificateFieldsEndToEnd(t *testing.T) {
 	b := newBed(t, nil)
-	password := make([]byte, 16)
-	if _, err := rand.Read(password); err != nil {
-		t.Fatal(err)
-	}
-	pw := "ks-" + hex.EncodeToString(password)
+	pw := keystorePassword(t)
 	b.edit(t, "store: a keystore", func(dir string) {
-		sopsConfig, err := os.ReadFile(filepath.Join(dir, ".sops.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := encrypt.New(encrypt.Config{SOPSConfig: sopsConfig})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer enc.Close()
-		const path = "credentials/store-keystore.yaml"
-		plain := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: store-keystore\n  namespace: shop\ntype: Opaque\nstringData:\n  password: %s\n", pw)
-		out, err := enc.Encrypt(context.Background(), path, []byte(plain))
-		if err != nil {
-			t.Fatalf("encrypt the password Secret: %v", err)
-		}
-		writeFile(t, filepath.Join(dir, path), string(out))
+		writePasswordSecret(t, dir, "store-keystore", pw)
 		writeFile(t, filepath.Join(dir, "certificates", "shop", "store.yaml"), storeCert)
 	})
 

@@ -3,11 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +13,6 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certsync/certsync/committed"
-	"github.com/certsync/certsync/encrypt"
 	"github.com/certsync/certsync/internal/testbed"
 	"github.com/certsync/certsync/pki"
 	"github.com/certsync/certsync/render"
@@ -52,28 +47,9 @@ func TestRerenderEndToEnd(t *testing.T) {
 	checkout := "certificates/shop/checkout.yaml"
 	declaration := string(b.file(t, checkout))
 
-	password := make([]byte, 16)
-	if _, err := rand.Read(password); err != nil {
-		t.Fatal(err)
-	}
-	pw := "ks-" + hex.EncodeToString(password)
+	pw := keystorePassword(t)
 	b.edit(t, "checkout: a PKCS#12 keystore and a team label", func(dir string) {
-		sopsConfig, err := os.ReadFile(filepath.Join(dir, ".sops.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := encrypt.New(encrypt.Config{SOPSConfig: sopsConfig})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer enc.Close()
-		const secretPath = "credentials/checkout-keystore.yaml"
-		plain := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: checkout-keystore\n  namespace: shop\ntype: Opaque\nstringData:\n  password: %s\n", pw)
-		out, err := enc.Encrypt(context.Background(), secretPath, []byte(plain))
-		if err != nil {
-			t.Fatalf("encrypt the password Secret: %v", err)
-		}
-		writeFile(t, filepath.Join(dir, secretPath), string(out))
+		writePasswordSecret(t, dir, "checkout-keystore", pw)
 		writeFile(t, filepath.Join(dir, checkout), declaration+checkoutExtras)
 	})
 
