@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/certsync/certsync/internal/testbed"
+	"github.com/certsync/certsync/reconcile"
 )
 
 // BenchmarkFreshReconcile10k: `certsync reconcile` with nothing due, as a
@@ -61,4 +66,44 @@ func BenchmarkFreshReconcile10k(b *testing.B) {
 	b.ReportMetric(gitS/n, "git-s")
 	b.ReportMetric(certsyncS/gitS, "ratio")
 	b.ReportMetric(rssMB, "MB-peak-RSS")
+}
+
+// BenchmarkRenew10Among: a daemon's pass that renews 10 certificates,
+// among 10 and among 10,000 (an earlier pass of the same agent read the
+// repository, as the daemon's passes do): what a pass costs should follow
+// what changed, not the size of the repository.
+func BenchmarkRenew10Among(b *testing.B) {
+	for _, n := range []int{10, benchCerts} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			due := time.Now().Add(24 * time.Hour)
+			r := newScaleRepo(b, n, 10, due)
+			for b.Loop() {
+				b.StopTimer()
+				if out, err := exec.Command("git", "-C", r.bare, "update-ref", "refs/heads/main", r.head).CombinedOutput(); err != nil {
+					b.Fatalf("%v %s", err, out)
+				}
+				var clock atomic.Pointer[time.Time]
+				start := time.Now()
+				clock.Store(&start)
+				o := r.options(b, b.TempDir(), start)
+				o.clock = func() time.Time { return *clock.Load() }
+				rec, cleanup, err := build(context.Background(), o, func(string) string { return "" }, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res, err := rec.Reconcile(context.Background(), reconcile.Options{}); err != nil || len(res.Issued) != 0 {
+					b.Fatalf("the pass before: issued %d, err %v", len(res.Issued), err)
+				}
+				clock.Store(&due)
+				b.StartTimer()
+				res, err := rec.Reconcile(context.Background(), reconcile.Options{})
+				b.StopTimer()
+				cleanup()
+				if err != nil || len(res.Issued) != 10 {
+					b.Fatalf("renewed %d, err %v, problems %v", len(res.Issued), err, res.Problems)
+				}
+				b.StartTimer()
+			}
+		})
+	}
 }
