@@ -2,6 +2,7 @@ package gitsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -12,21 +13,18 @@ import (
 	"github.com/go-git/go-git/v5/utils/merkletrie"
 )
 
-// linearWalk is how many first parents PendingOnto follows looking for the
-// remote head before it asks for a full merge base: certsync's own commits
-// form a short line on top of the remote head.
-const linearWalk = 1000
-
 // divergence is how the local branch relates to the remote branch.
 type divergence struct {
-	// pending are the local commits missing from the remote's history,
-	// newest first.
+	// pending are the local commits the remote lacks, newest first.
 	pending []plumbing.Hash
-	// base is where the two histories meet (zero: nowhere, or no remote
-	// branch yet); descends is true when that is the remote head itself.
+	// base is the commit they were made on: the remote head this clone
+	// saw last on their line (zero: none, e.g. the remote branch does
+	// not exist yet). descends is true when base is the current remote
+	// head, so pushing them is a fast-forward.
 	base     plumbing.Hash
 	descends bool
 	local    plumbing.Hash
+	remote   plumbing.Hash
 }
 
 // PendingOnto counts the local commits the remote branch lacks and tells
@@ -36,8 +34,9 @@ type divergence struct {
 // branch: they can no longer be pushed as they are. With nothing pending,
 // descends is true.
 //
-// Commits are counted from where the two histories meet, so a rewound
-// remote does not make the whole local history count as pending.
+// The clone holds no full history (it fetches heads only), so the pending
+// commits are those above the last commit on their line that this clone
+// saw the remote hold — the head they were made on, or a commit it pushed.
 func (r *Repo) PendingOnto(ctx context.Context) (pending int, descends bool, err error) {
 	d, err := r.diverge(ctx)
 	if err != nil {
@@ -47,16 +46,14 @@ func (r *Repo) PendingOnto(ctx context.Context) (pending int, descends bool, err
 }
 
 // PendingChanges returns what the pending local commits did, as one set of
-// changes from where the local and remote histories meet to the local head:
-// the files written (with their content) and deleted, sorted by path. A
-// caller whose commits can no longer be pushed (PendingOnto) can apply them
-// on the new remote head instead of producing them again — for certsync,
-// re-committing certificates already issued instead of ordering them again.
-//
-// After a force-push that rewound the branch, the changes also include the
-// commits the remote dropped, whoever made them: callers should keep only
-// the paths they own. Without any common history, every local file is
-// listed as written.
+// changes from the commit they were made on to the local head: the files
+// written (with their content) and deleted, sorted by path. A caller whose
+// commits can no longer be pushed (PendingOnto) can apply them on the new
+// remote head instead of producing them again — for certsync,
+// re-committing certificates already issued instead of ordering them
+// again. What the remote did meanwhile (another writer's commits, a
+// force-push that dropped some) is not in it: only what these commits
+// wrote.
 func (r *Repo) PendingChanges(ctx context.Context) ([]Change, error) {
 	d, err := r.diverge(ctx)
 	if err != nil || len(d.pending) == 0 {
@@ -103,7 +100,12 @@ func (r *Repo) changesBetween(ctx context.Context, fromHash, toHash plumbing.Has
 	return out, nil
 }
 
-// diverge relates the local branch to the remote branch.
+// diverge relates the local branch to the remote branch. certsync's
+// commits form a line (one parent each) on a remote head, so it follows
+// first parents from the local head until a commit the remote was seen
+// to hold: the remote head itself (descends), or an older head (the
+// remote moved on, or was rewritten). Every commit above is pending. The
+// walk reads local commits only, no history the clone does not hold.
 func (r *Repo) diverge(ctx context.Context) (divergence, error) {
 	local, err := r.refHash(r.branch)
 	if err != nil {
@@ -113,73 +115,50 @@ func (r *Repo) diverge(ctx context.Context) (divergence, error) {
 	if err != nil {
 		return divergence{}, err
 	}
-	d := divergence{local: local, base: remote, descends: true}
+	d := divergence{local: local, remote: remote, base: remote, descends: true}
 	if local.IsZero() || local == remote {
 		return d, nil
 	}
-	// The usual case: a short line of commits on top of the remote head.
-	h := local
-	for range linearWalk {
+	d.base = plumbing.ZeroHash
+	for h := local; ; {
+		if err := ctx.Err(); err != nil {
+			return divergence{}, err
+		}
 		if h == remote {
+			d.base = h
+			return d, nil
+		}
+		known, err := r.sawRemoteHead(h)
+		if err != nil {
+			return divergence{}, err
+		}
+		if known {
+			// An older head: the remote moved on (or its branch is
+			// gone: pushing creates it again).
+			d.base, d.descends = h, remote.IsZero()
 			return d, nil
 		}
 		c, err := r.repo.CommitObject(h)
 		if err != nil {
 			return divergence{}, fmt.Errorf("walk local commits: %w", err)
 		}
-		if len(c.ParentHashes) != 1 && !(len(c.ParentHashes) == 0 && remote.IsZero()) {
-			break // a merge, or a root the remote does not have
+		if len(c.ParentHashes) > 0 {
+			if _, err := r.repo.CommitObject(c.ParentHashes[0]); errors.Is(err, plumbing.ErrObjectNotFound) {
+				// Only a fetch leaves a commit without its parents:
+				// the remote held it (its head was not recorded, or
+				// was forgotten).
+				d.base, d.descends = h, remote.IsZero()
+				return d, nil
+			}
 		}
 		d.pending = append(d.pending, h)
 		if len(c.ParentHashes) == 0 {
-			return d, nil // the remote branch does not exist yet
-		}
-		h = c.ParentHashes[0]
-	}
-	return r.divergeSlow(ctx, local, remote)
-}
-
-// divergeSlow finds where the histories meet with a full merge base: the
-// remote was rewound, force-pushed, or moved on since the local commits
-// were made.
-func (r *Repo) divergeSlow(ctx context.Context, local, remote plumbing.Hash) (divergence, error) {
-	d := divergence{local: local, descends: remote.IsZero()}
-	lc, err := r.repo.CommitObject(local)
-	if err != nil {
-		return d, fmt.Errorf("read local head: %w", err)
-	}
-	seen := map[plumbing.Hash]bool{}
-	if !remote.IsZero() {
-		rc, err := r.repo.CommitObject(remote)
-		if err != nil {
-			return d, fmt.Errorf("read remote head: %w", err)
-		}
-		bases, err := lc.MergeBase(rc)
-		if err != nil {
-			return d, fmt.Errorf("find where local and remote histories meet: %w", err)
-		}
-		for _, b := range bases {
-			seen[b.Hash] = true
-		}
-		if len(bases) > 0 {
-			d.base = bases[0].Hash
-			d.descends = d.base == remote
-		}
-	}
-	iter := object.NewCommitPreorderIter(lc, seen, nil)
-	defer iter.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return d, err
-		}
-		c, err := iter.Next()
-		if err == io.EOF {
+			// A line of local commits from the first one: all pending.
+			// Pushing them creates the branch, if it is still absent.
+			d.descends = remote.IsZero()
 			return d, nil
 		}
-		if err != nil {
-			return d, fmt.Errorf("walk local commits: %w", err)
-		}
-		d.pending = append(d.pending, c.Hash)
+		h = c.ParentHashes[0]
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -36,7 +35,10 @@ func (r *Repo) withProposal(ctx context.Context, base *Snapshot) (*Snapshot, err
 		if base.hash.IsZero() {
 			return base, nil
 		}
-		return base, r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, base.hash))
+		if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, base.hash)); err != nil {
+			return nil, err
+		}
+		return base, r.settle()
 	}
 	changes, err := r.proposed(ctx, base)
 	if err != nil || len(changes) == 0 {
@@ -60,20 +62,8 @@ func (r *Repo) proposed(ctx context.Context, base *Snapshot) ([]Change, error) {
 	}
 	from := plumbing.ZeroHash
 	if !base.hash.IsZero() {
-		tc, err := r.repo.CommitObject(tip)
-		if err != nil {
-			return nil, fmt.Errorf("read the proposal: %w", err)
-		}
-		bc, err := r.repo.CommitObject(base.hash)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", r.opts.Branch, err)
-		}
-		bases, err := tc.MergeBase(bc)
-		if err != nil {
-			return nil, fmt.Errorf("find where the proposal left %s: %w", r.opts.Branch, err)
-		}
-		if len(bases) > 0 {
-			from = bases[0].Hash
+		if from, err = r.proposalBase(ctx, tip, base.hash); err != nil {
+			return nil, fmt.Errorf("find where %s left %s: %w", r.opts.ProposalBranch, r.opts.Branch, err)
 		}
 		if from == tip {
 			return nil, nil // merged
@@ -95,15 +85,6 @@ func (r *Repo) proposed(ctx context.Context, base *Snapshot) ([]Change, error) {
 		}
 	}
 	return out, nil
-}
-
-// pushSpec is what Push sends: the local branch to Branch, or in proposal
-// mode, replacing the proposal branch.
-func (r *Repo) pushSpec() config.RefSpec {
-	if r.proposal != "" {
-		return config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.proposal))
-	}
-	return config.RefSpec(fmt.Sprintf("%s:%s", r.branch, r.branch))
 }
 
 func plural(n int, word string) string {

@@ -1,7 +1,14 @@
-// Package gitsrc is certsync's only contact with Git: it fetches one branch
-// of a remote into a local bare repository, gives read-only snapshots of
-// commits, writes commits without a worktree, and pushes without ever
-// forcing.
+// Package gitsrc is certsync's only contact with Git: it fetches the head
+// of one branch of a remote into a local bare repository, gives read-only
+// snapshots of commits, writes commits without a worktree, and pushes
+// without ever forcing.
+//
+// A fetch asks for the branch head alone (depth 1): certsync reads one
+// tree, never history, so a fresh agent's first fetch costs what the
+// current files weigh, however many renewals the branch has recorded. The
+// history stays on the remote, untouched, for people and `git log`;
+// history.go says what the local repository holds instead and how the
+// operations below work without it.
 //
 // The local repository lives in a directory that survives restarts, so a
 // commit whose push failed (the remote was away) is still there to push on
@@ -26,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -81,6 +89,13 @@ type Repo struct {
 	// proposal is refs/heads/<ProposalBranch> ("" without one).
 	proposal plumbing.ReferenceName
 	ssh      bool // the URL is ssh://: dial with a deadline (see withTimeout)
+
+	// heads are the remote heads this clone has seen, loaded from
+	// remoteHeadsFile on first use (see history.go); headOrder keeps
+	// them oldest first.
+	headsMu   sync.Mutex
+	heads     map[plumbing.Hash]bool
+	headOrder []plumbing.Hash
 }
 
 const (
@@ -138,6 +153,18 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	if err := r.configure(); err != nil {
 		return nil, err
+	}
+	// A clone made before heads were recorded still knows where the
+	// remote was when it last fetched or pushed: its pending commits sit
+	// on that.
+	for _, name := range []plumbing.ReferenceName{r.base, r.remote} {
+		h, err := r.refHash(name)
+		if err == nil {
+			err = r.sawRemote(h)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open local repository %s: %w", opts.Dir, err)
+		}
 	}
 	return r, nil
 }
@@ -198,13 +225,16 @@ func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
 	return remote, nil
 }
 
-// fetchRef fetches one remote branch into a tracking ref; found is false
-// (and the tracking ref removed) when the remote has no such branch yet.
+// fetchRef fetches the head of one remote branch into a tracking ref;
+// found is false (and the tracking ref removed) when the remote has no
+// such branch yet. Only the head commit and the objects of its tree that
+// the clone lacks are transferred (depth 1, see history.go).
 func (r *Repo) fetchRef(ctx context.Context, src, dst plumbing.ReferenceName) (found bool, err error) {
 	err = r.withTimeout(ctx, "fetch", func(ctx context.Context, via transport.ProxyOptions) error {
 		return r.repo.FetchContext(ctx, &git.FetchOptions{
 			RemoteName:   remoteName,
 			RefSpecs:     []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", src, dst))},
+			Depth:        1,
 			Auth:         r.auth,
 			Force:        true,
 			Tags:         git.NoTags,
@@ -213,17 +243,17 @@ func (r *Repo) fetchRef(ctx context.Context, src, dst plumbing.ReferenceName) (f
 	})
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
-		return true, nil
+		found = true
 	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.As(err, new(git.NoMatchingRefSpecError)):
 		// A new repository, or a branch nobody pushed yet: the first
 		// commit creates it.
 		if err := r.repo.Storer.RemoveReference(dst); err != nil {
 			return false, err
 		}
-		return false, nil
 	default:
 		return false, r.explain("fetch", err)
 	}
+	return found, r.settle()
 }
 
 // Local returns the local branch head.
@@ -251,45 +281,69 @@ func (r *Repo) Reset(ctx context.Context, to *Snapshot) error {
 
 // Push publishes the local branch; it never forces the branch it reads
 // (a proposal branch, which certsync rebuilds on every pass, is replaced).
+//
+// The fast-forward is checked here, not by go-git, whose check walks the
+// new commit's history and in a shallow clone fails on a missing parent
+// instead of reporting a lost race. The local commits must sit on the
+// remote head this clone last saw (the line of commits certsync wrote
+// leads to it), and the push carries that head as the branch's expected
+// value: a branch that moved since refuses it, so what the remote accepts
+// is always a fast-forward. What is sent is what those commits added
+// (push.go), whatever the size of the local history.
 func (r *Repo) Push(ctx context.Context) error {
 	start := time.Now()
-	err := r.withTimeout(ctx, "push", func(ctx context.Context, via transport.ProxyOptions) error {
-		return r.repo.PushContext(ctx, &git.PushOptions{
-			RemoteName:   remoteName,
-			RefSpecs:     []config.RefSpec{r.pushSpec()},
-			Auth:         r.auth,
-			ProxyOptions: via,
-		})
+	d, err := r.diverge(ctx)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", r.opts.Branch, err)
+	}
+	if len(d.pending) == 0 {
+		return nil
+	}
+	target, replace := r.branch, false
+	switch {
+	case r.proposal != "":
+		target, replace = r.proposal, true
+	case !d.descends:
+		return fmt.Errorf("push %s: the commits sit on %s, the remote head is now %s: %w", r.opts.Branch, short(d.base), short(d.remote), ErrNonFastForward)
+	}
+	objects, err := r.addedObjects(ctx, d.pending)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", r.opts.Branch, err)
+	}
+	err = r.withTimeout(ctx, "push", func(ctx context.Context, via transport.ProxyOptions) error {
+		return r.sendPack(ctx, via, target, d.remote, d.local, replace, objects)
 	})
 	switch {
 	case err == nil:
-	case errors.Is(err, git.NoErrAlreadyUpToDate):
-		return nil
 	case lostRace(err):
 		return fmt.Errorf("push %s: %w", r.opts.Branch, ErrNonFastForward)
 	default:
 		return r.explain("push", err)
 	}
 	// The remote now has our head: record it so Pending is 0.
-	head, err := r.refHash(r.branch)
-	if err != nil {
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, d.local)); err != nil {
 		return err
 	}
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, head)); err != nil {
+	if err := r.settle(); err != nil {
 		return err
 	}
-	r.log.Debug("pushed", "branch", r.opts.Branch, "commit", head.String(), "took", time.Since(start).Round(time.Millisecond))
+	r.log.Debug("pushed", "branch", r.opts.Branch, "commit", d.local.String(), "objects", len(objects), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// lostRace recognises a push refused because the branch moved: go-git
-// detects it client-side ("non-fast-forward update"); the server reports
-// a writer that slipped in between go-git's check and its own ref update
-// ("failed to update ref", "cannot lock ref", "fetch first").
-func lostRace(err error) bool {
-	if errors.Is(err, git.ErrForceNeeded) {
-		return true
+// short abbreviates a commit hash for messages ("none" for zero).
+func short(h plumbing.Hash) string {
+	if h.IsZero() {
+		return "none"
 	}
+	return h.String()[:12]
+}
+
+// lostRace recognises a push refused because the branch moved: sendPack
+// finds it in the advertisement ("non-fast-forward update"); the server
+// reports a writer that slipped in between the advertisement and its own
+// ref update ("failed to update ref", "cannot lock ref", "fetch first").
+func lostRace(err error) bool {
 	msg := err.Error()
 	for _, s := range []string{"non-fast-forward", "failed to update ref", "cannot lock ref", "fetch first"} {
 		if strings.Contains(msg, s) {
