@@ -300,23 +300,15 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	owner := Owner{Repository: "https://git.example/observe.git", Branch: "main", Cluster: "default"}
 	var gets, fullLists atomic.Int32
-	cfg := rest.CopyConfig(api.Config)
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch {
-			case r.Method != http.MethodGet:
-			case strings.Contains(r.URL.Path, "/secrets/"):
-				gets.Add(1)
-			case strings.HasSuffix(r.URL.Path, "/secrets") && !strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
-				fullLists.Add(1)
-			}
-			return rt.RoundTrip(r)
-		})
-	}
-	c, err := NewForConfig(cfg, owner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := countingClient(t, owner, func(r *http.Request) {
+		switch {
+		case r.Method != http.MethodGet:
+		case strings.Contains(r.URL.Path, "/secrets/"):
+			gets.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/secrets") && !strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
+			fullLists.Add(1)
+		}
+	})
 	_, raw := client(t)
 	for _, name := range []string{"a-tls", "b-tls", "c-tls"} {
 		if err := c.Apply(ctx, tlsSecret(name)); err != nil {
@@ -363,6 +355,24 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	}
 }
 
+// countingClient is a Client of owner that shows count every request it
+// sends, for tests that count what a pass asks of the API server.
+func countingClient(t *testing.T, owner Owner, count func(*http.Request)) *Client {
+	t.Helper()
+	cfg := rest.CopyConfig(api.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			count(r)
+			return rt.RoundTrip(r)
+		})
+	}
+	c, err := NewForConfig(cfg, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -377,23 +387,15 @@ func TestObserveReadsTheWatch(t *testing.T) {
 	defer cancel()
 	owner := Owner{Repository: "https://git.example/watch.git", Branch: "main", Cluster: "default"}
 	var gets, lists atomic.Int32
-	cfg := rest.CopyConfig(api.Config)
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch {
-			case r.Method != http.MethodGet || r.URL.Query().Get("watch") == "true":
-			case strings.Contains(r.URL.Path, "/secrets/"):
-				gets.Add(1)
-			case strings.HasSuffix(r.URL.Path, "/secrets"):
-				lists.Add(1)
-			}
-			return rt.RoundTrip(r)
-		})
-	}
-	c, err := NewForConfig(cfg, owner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := countingClient(t, owner, func(r *http.Request) {
+		switch {
+		case r.Method != http.MethodGet || r.URL.Query().Get("watch") == "true":
+		case strings.Contains(r.URL.Path, "/secrets/"):
+			gets.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/secrets"):
+			lists.Add(1)
+		}
+	})
 	_, raw := client(t)
 	names := []string{"w-a-tls", "w-b-tls", "w-c-tls"}
 	for _, name := range names {

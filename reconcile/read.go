@@ -124,9 +124,8 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", settings.Path, err)
 	}
-	if conf, err := settings.Parse(settingsFile); err == nil {
-		p.state.Layout = conf.Layout
-	}
+	conf, confErr := settings.Parse(settingsFile)
+	p.state.Layout = conf.Layout // the default when certsync.yaml is wrong
 	layout := p.state.Layout
 	r.layout = layout
 	var recordPaths, declPaths []string
@@ -215,7 +214,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	for key, req := range p.requests {
 		p.state.RenewRequests[key] = req.RequestedAt
 	}
-	p.state.Certificates = r.deliver(p, settingsFile)
+	p.state.Certificates = r.deliver(p, conf, confErr)
 	p.state.KeystorePasswords = keystorePasswordHashes(tree, &p.set, p.state.Certificates)
 	p.state.Fingerprints = make(map[string]string, len(p.set.Certificates))
 	issuerDigests := map[*declared.Issuer]string{}
@@ -272,14 +271,10 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 // is a problem of its own and is left out, like an invalid declaration;
 // when certsync.yaml itself is wrong, every certificate is left out:
 // guessing where keys go is worse than waiting for a fix.
-func (r *Reconciler) deliver(p *pass, settingsFile []byte) []declared.Certificate {
-	var conf settings.Settings
-	if settingsFile != nil {
-		var err error
-		if conf, err = settings.Parse(settingsFile); err != nil {
-			p.problems = append(p.problems, fmt.Errorf("%w; no certificate is issued, copied or applied until it is fixed", err))
-			return nil
-		}
+func (r *Reconciler) deliver(p *pass, conf settings.Settings, confErr error) []declared.Certificate {
+	if confErr != nil {
+		p.problems = append(p.problems, fmt.Errorf("%w; no certificate is issued, copied or applied until it is fixed", confErr))
+		return nil
 	}
 	if !conf.Has(r.cfg.ClusterName) && r.cfg.Cluster != nil {
 		p.problems = append(p.problems, fmt.Errorf("this agent's cluster %q (--cluster) is not declared in %s (declared: %s): nothing is delivered to it, and nothing is pruned there",

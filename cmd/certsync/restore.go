@@ -82,7 +82,8 @@ func restoreSecrets(ctx context.Context, o *options, log *slog.Logger, createNS 
 		fmt.Fprintf(stderr, "certsync: fetch repository: %v\n", err)
 		return 1
 	}
-	if err := knownCluster(tree, o.Cluster); err != nil {
+	conf, err := knownCluster(tree, o.Cluster)
+	if err != nil {
 		fmt.Fprintf(stderr, "certsync restore: %v\n", err)
 		return 1
 	}
@@ -99,7 +100,7 @@ func restoreSecrets(ctx context.Context, o *options, log *slog.Logger, createNS 
 	start := time.Now()
 	prog := newProgressLine(stderr, "restoring Secrets of cluster "+o.Cluster)
 	sum, err := restore.Run(ctx, tree, dec, restoreCluster{c}, restore.Options{
-		Cluster: o.Cluster, Layout: treeLayout(tree), CreateNamespaces: createNS, Concurrency: o.Concurrency * 2, Progress: prog.update,
+		Cluster: o.Cluster, Layout: conf.Layout, CreateNamespaces: createNS, Concurrency: o.Concurrency * 2, Progress: prog.update,
 	})
 	prog.finish()
 	if err != nil {
@@ -251,28 +252,29 @@ func treeLayout(tree reconcile.Tree) committed.Layout {
 
 // knownCluster refuses a restore of a cluster the repository does not
 // know: a misspelt --cluster would otherwise "restore" nothing and exit 0
-// while the real cluster stays empty.
-func knownCluster(tree reconcile.Tree, name string) error {
+// while the real cluster stays empty. It returns the repository's
+// settings.
+func knownCluster(tree reconcile.Tree, name string) (settings.Settings, error) {
 	conf := settings.Settings{}
 	if content, err := tree.ReadFile(settings.Path); err == nil {
 		if conf, err = settings.Parse(content); err != nil {
-			return err
+			return conf, err
 		}
 	}
 	if len(conf.Clusters) > 0 && !conf.Has(name) {
-		return fmt.Errorf("cluster %q is not declared in %s (declared: %s): check --cluster", name, settings.Path, strings.Join(conf.Names(), ", "))
+		return conf, fmt.Errorf("cluster %q is not declared in %s (declared: %s): check --cluster", name, settings.Path, strings.Join(conf.Names(), ", "))
 	}
 	folders := map[string]bool{}
 	for _, p := range tree.Paths() {
 		if cluster, _, _, _, ok := conf.Layout.ParseSecretPath(p); ok {
 			if cluster == name {
-				return nil
+				return conf, nil
 			}
 			folders[cluster] = true
 		}
 	}
 	if len(conf.Clusters) > 0 || len(folders) == 0 {
-		return nil // declared but nothing delivered yet, or an empty repository
+		return conf, nil // declared but nothing delivered yet, or an empty repository
 	}
-	return fmt.Errorf("nothing is committed for cluster %q (the repository has %s): check --cluster", name, strings.Join(slices.Sorted(maps.Keys(folders)), ", "))
+	return conf, fmt.Errorf("nothing is committed for cluster %q (the repository has %s): check --cluster", name, strings.Join(slices.Sorted(maps.Keys(folders)), ", "))
 }

@@ -52,16 +52,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// blockIssuer is an Issuer in namespace ns whose one solver is the DNS-01
-// provider block (cert-manager YAML, the lines under "dns01:"), reaching
-// the provider APIs of n, logging at debug level to logs.
-func blockIssuer(t *testing.T, ns, block string, n *dnsapi.Network, secrets fakeSecrets, logs *syncBuffer) *Issuer {
-	t.Helper()
+// dnsIssuerManifest is an Issuer of the test CA in namespace ns whose one
+// solver is the DNS-01 provider block (the lines under "dns01:").
+func dnsIssuerManifest(ns, block string) string {
 	var indented strings.Builder
 	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
 		indented.WriteString("        " + line + "\n")
 	}
-	decl := parseIssuer(t, fmt.Sprintf(`apiVersion: cert-manager.io/v1
+	return fmt.Sprintf(`apiVersion: cert-manager.io/v1
 kind: Issuer
 metadata: {name: dns, namespace: %s}
 spec:
@@ -71,7 +69,15 @@ spec:
     privateKeySecretRef: {name: acct}
     solvers:
     - dns01:
-%s`, ns, ca.DirectoryURL, indented.String()))
+%s`, ns, ca.DirectoryURL, indented.String())
+}
+
+// blockIssuer is an Issuer in namespace ns whose one solver is the DNS-01
+// provider block (cert-manager YAML, the lines under "dns01:"), reaching
+// the provider APIs of n, logging at debug level to logs.
+func blockIssuer(t *testing.T, ns, block string, n *dnsapi.Network, secrets fakeSecrets, logs *syncBuffer) *Issuer {
+	t.Helper()
+	decl := parseIssuer(t, dnsIssuerManifest(ns, block))
 	iss, err := New(context.Background(), Config{
 		Issuer: decl, AccountKey: accountKey(t), Secrets: secrets, ExtraRootsPEM: ca.ServerCAPEM,
 		DNS01:           DNS01Options{RecursiveNameservers: []string{ca.DNSAddr}},

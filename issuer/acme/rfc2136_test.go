@@ -17,26 +17,11 @@ import (
 // secret of Secret ns/tsig, key tsig.key.
 func rfc2136Issuer(t *testing.T, ns string, srv *testbed.RFC2136, keyName string, secrets fakeSecrets) *Issuer {
 	t.Helper()
-	tsig := ""
+	block := "rfc2136:\n  nameserver: " + srv.Addr
 	if keyName != "" {
-		tsig = fmt.Sprintf(`
-          tsigKeyName: %s
-          tsigAlgorithm: HMACSHA256
-          tsigSecretSecretRef: {name: tsig, key: tsig.key}`, keyName)
+		block += fmt.Sprintf("\n  tsigKeyName: %s\n  tsigAlgorithm: HMACSHA256\n  tsigSecretSecretRef: {name: tsig, key: tsig.key}", keyName)
 	}
-	decl := parseIssuer(t, fmt.Sprintf(`apiVersion: cert-manager.io/v1
-kind: Issuer
-metadata: {name: dns, namespace: %s}
-spec:
-  acme:
-    server: %s
-    email: ops@example.test
-    privateKeySecretRef: {name: acct}
-    solvers:
-    - dns01:
-        rfc2136:
-          nameserver: %s%s
-`, ns, ca.DirectoryURL, srv.Addr, tsig))
+	decl := parseIssuer(t, dnsIssuerManifest(ns, block))
 	iss, err := New(context.Background(), Config{
 		Issuer: decl, AccountKey: accountKey(t), Secrets: secrets, ExtraRootsPEM: ca.ServerCAPEM,
 		DNS01: DNS01Options{RecursiveNameservers: []string{ca.DNSAddr}},
