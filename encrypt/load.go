@@ -21,6 +21,13 @@ import (
 // by their additional data), and the tests compare it with sops' reading.
 func loadEncrypted(in []byte) (sops.Tree, error) {
 	var branches sops.TreeBranches
+	if root, err := parseBlockYAML(in); err == nil {
+		branch, err := nodeBranch(root)
+		if err != nil {
+			return sops.Tree{}, err
+		}
+		return treeOf(sops.TreeBranches{branch})
+	}
 	d := yaml.NewDecoder(bytes.NewReader(in))
 	for {
 		var doc yaml.Node
@@ -41,6 +48,11 @@ func loadEncrypted(in []byte) (sops.Tree, error) {
 		}
 		branches = append(branches, branch)
 	}
+	return treeOf(branches)
+}
+
+// treeOf splits the sops metadata from the documents.
+func treeOf(branches sops.TreeBranches) (sops.Tree, error) {
 	branches, meta, err := stores.ExtractMetadata(branches, stores.MetadataOpts{Flatten: stores.MetadataFlattenNone})
 	if err != nil {
 		return sops.Tree{}, errLeaveToSOPS

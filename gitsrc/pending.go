@@ -179,6 +179,11 @@ func (r *Repo) treeOf(h plumbing.Hash) (*object.Tree, error) {
 }
 
 func (r *Repo) readBlob(h plumbing.Hash) ([]byte, error) {
+	// Whole blobs come straight from the pack; anything else, or a pack
+	// read that failed, goes through go-git, the authority on the format.
+	if content, ok, err := r.packs.read(h); ok && err == nil {
+		return content, nil
+	}
 	b, err := r.repo.BlobObject(h)
 	if err != nil {
 		return nil, err

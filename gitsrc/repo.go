@@ -89,6 +89,7 @@ type Repo struct {
 	// proposal is refs/heads/<ProposalBranch> ("" without one).
 	proposal plumbing.ReferenceName
 	ssh      bool // the URL is ssh://: dial with a deadline (see withTimeout)
+	packs    *packReader
 
 	// heads are the remote heads this clone has seen, loaded from
 	// remoteHeadsFile on first use (see history.go); headOrder keeps
@@ -144,6 +145,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	// go-git caches up to 96 MiB of objects by default; certsync reads each
 	// blob once per pass, so a small cache keeps the agent's memory flat.
 	storage := filesystem.NewStorage(osfs.New(opts.Dir), cache.NewObjectLRU(objectCacheSize))
+	r.packs = newPackReader(opts.Dir)
 	r.repo, err = git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		r.repo, err = git.Init(storage, nil)
