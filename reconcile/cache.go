@@ -37,9 +37,12 @@ type generation struct {
 type cachedRecord struct {
 	rec committed.Certificate
 	err error
-	// verified: the file was decrypted, its MAC checked and its metadata
-	// matched the certificate inside; corrupt: that check failed. Neither
-	// is set when the pass could not try (no decryption key).
+	// checked: verification ran to its end (see verify.go). verified: the
+	// file was decrypted, its MAC checked and its metadata matched the
+	// certificate inside; corrupt: that check failed. Checked with
+	// neither: no identity of the agent opens the file, or it is
+	// plaintext (the planner re-issues that as exposed).
+	checked  bool
 	verified bool
 	corrupt  error
 }
@@ -61,35 +64,46 @@ func (c *parseCache) store(g *generation) {
 
 // key is path and content hash, or "" when the tree cannot tell.
 func (g *generation) key(path string) string {
-	if g.hasher == nil {
-		return ""
-	}
-	h, ok := g.hasher.BlobHash(path)
-	if !ok {
+	h := g.blob(path)
+	if h == "" {
 		return ""
 	}
 	return path + "\x00" + h
 }
 
-// verifyFunc checks a committed file against what its MAC covers; see
-// Reconciler.verifyRecord.
-type verifyFunc func(ctx context.Context, path string, content []byte, rec committed.Certificate) (verified bool, corrupt error)
+// blob is the content hash of path, "" when the tree cannot tell.
+func (g *generation) blob(path string) string {
+	if g.hasher == nil {
+		return ""
+	}
+	h, _ := g.hasher.BlobHash(path)
+	return h
+}
+
+// remember replaces what the generation holds for a record, once it was
+// verified after parse.
+func (g *generation) remember(path string, c cachedRecord) {
+	if k := g.key(path); k != "" {
+		g.records[k] = c
+	}
+}
 
 // parse reads the committed records and declarations at the given paths,
 // reusing the previous pass's results for files whose blob did not change.
 // Changed files are read in order (Git object reads) and parsed by one
-// worker per CPU: parsing, not reading, dominates a cold pass. Each new
-// record blob is verified once (verify may be nil: no key). Records come
-// back by path, declaration sets in the order of declPaths.
-func (g *generation) parse(ctx context.Context, layout committed.Layout, recordPaths, declPaths []string, verify verifyFunc) (map[string]cachedRecord, []declared.Set, error) {
+// worker per CPU: parsing, not reading, dominates a cold pass. Nothing is
+// decrypted here: verification is its own step (verify.go). Records come
+// back by path, declaration sets in the order of declPaths; fresh counts
+// the records that were not the previous pass's.
+func (g *generation) parse(ctx context.Context, layout committed.Layout, recordPaths, declPaths []string) (records map[string]cachedRecord, decls []declared.Set, fresh int, err error) {
 	type job struct {
 		i       int
 		path    string
 		decl    bool
 		content []byte
 	}
-	records := make([]cachedRecord, len(recordPaths))
-	decls := make([]declared.Set, len(declPaths))
+	recs := make([]cachedRecord, len(recordPaths))
+	decls = make([]declared.Set, len(declPaths))
 	jobs := make(chan job, 64)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -102,11 +116,7 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 					continue
 				}
 				rec, err := layout.Read(j.path, j.content)
-				c := cachedRecord{rec: rec, err: err}
-				if err == nil && verify != nil {
-					c.verified, c.corrupt = verify(ctx, j.path, j.content, rec)
-				}
-				records[j.i] = c
+				recs[j.i] = cachedRecord{rec: rec, err: err}
 			}
 		}()
 	}
@@ -117,12 +127,13 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 				return err
 			}
 			if c, ok := g.prev.lookupRecord(g.key(path)); ok {
-				records[i] = c
+				recs[i] = c
 				continue
 			}
+			fresh++
 			content, err := g.tree.ReadFile(path)
 			if err != nil {
-				records[i] = cachedRecord{err: fmt.Errorf("read %s: %w", path, err)}
+				recs[i] = cachedRecord{err: fmt.Errorf("read %s: %w", path, err)}
 				continue
 			}
 			jobs <- job{i: i, path: path, content: content}
@@ -143,16 +154,16 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 		}
 		return nil
 	}
-	err := feed()
+	err = feed()
 	wg.Wait()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	out := make(map[string]cachedRecord, len(recordPaths))
+	records = make(map[string]cachedRecord, len(recordPaths))
 	for i, path := range recordPaths {
-		out[path] = records[i]
+		records[path] = recs[i]
 		if k := g.key(path); k != "" {
-			g.records[k] = records[i]
+			g.records[k] = recs[i]
 		}
 	}
 	for i, path := range declPaths {
@@ -160,7 +171,7 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 			g.decls[k] = decls[i]
 		}
 	}
-	return out, decls, nil
+	return records, decls, fresh, nil
 }
 
 func (g *generation) lookupRecord(key string) (cachedRecord, bool) {

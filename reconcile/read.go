@@ -13,7 +13,6 @@ import (
 
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
-	"github.com/certsync/certsync/render"
 	"github.com/certsync/certsync/settings"
 )
 
@@ -35,8 +34,16 @@ type pass struct {
 	// requests are the manual renewal requests by Certificate key.
 	requests map[string]committed.RenewRequest
 	// verified tells, by path, which committed files were decrypted and
-	// checked against their metadata (false: no key to check with).
+	// checked against their metadata (false: not checked yet, or no key
+	// to check with); see verify.go.
 	verified map[string]bool
+	// gen, records and recordPaths are what parse read of the committed
+	// files (records by path, paths sorted), for the verification steps;
+	// decrypted counts the files those steps decrypted.
+	gen         *generation
+	records     map[string]cachedRecord
+	recordPaths []string
+	decrypted   int
 }
 
 // fingerprint digests what an order is made from: the Certificate's spec
@@ -58,30 +65,6 @@ func issuerDigest(iss *declared.Issuer) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// verifyRecord checks a committed Secret against what SOPS's MAC covers:
-// it decrypts the file (which checks the MAC) and compares the plaintext
-// metadata the planner trusts with the certificate inside. A file the
-// agent has no key for is left unverified, not called corrupt: a missing
-// key must never trigger orders.
-func verifyRecord(enc Encrypter) verifyFunc {
-	return func(ctx context.Context, path string, content []byte, rec committed.Certificate) (bool, error) {
-		if !rec.Encrypted {
-			return false, nil // plaintext: the planner re-issues it as exposed
-		}
-		s, err := openSecret(ctx, enc, path, content)
-		switch {
-		case ctx.Err() != nil, errors.Is(err, ErrNoKey):
-			return false, nil
-		case err != nil:
-			return false, err
-		}
-		if err := render.Verify(s, rec); err != nil {
-			return false, fmt.Errorf("%s: %w", path, err)
-		}
-		return true, nil
-	}
-}
-
 func (p *pass) plan() Plan { return p.lastPlan }
 
 // has reports whether the pass's tree holds path.
@@ -93,6 +76,9 @@ func (p *pass) has(path string) bool {
 // readState reads declarations and committed records from the tree. Only
 // plaintext is read: planning never needs a decryption key.
 func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []ObservedSecret) (*pass, error) {
+	if p, ok := r.reuseIdle(tree, observed); ok {
+		return p, nil
+	}
 	sopsConfig, err := tree.ReadFile(SOPSConfigPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", SOPSConfigPath, err)
@@ -111,7 +97,6 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		Accounts:        map[string][]string{},
 		AccountsExposed: map[string][]string{},
 		ClusterKnown:    r.cfg.Cluster != nil,
-		Observed:        map[string]Observed{},
 		Failures:        r.failureSnapshot(),
 		Policy:          r.cfg.Policy,
 		Agent:           r.cfg.Agent,
@@ -185,16 +170,17 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		}
 	}
 	cache := r.cache.next(tree)
-	var verify verifyFunc
-	if r.cfg.VerifyCommitted {
-		verify = verifyRecord(enc)
-	}
-	records, parts, err := cache.parse(ctx, layout, recordPaths, declPaths, verify)
+	records, parts, fresh, err := cache.parse(ctx, layout, recordPaths, declPaths)
 	if err != nil {
 		return nil, err
 	}
 	r.cache.store(cache)
-	p.verified = map[string]bool{}
+	p.gen, p.records, p.recordPaths = cache, records, recordPaths
+	p.verified = make(map[string]bool, len(recordPaths))
+	for _, path := range recordPaths {
+		p.verified[path] = records[path].verified
+	}
+	r.verifyRecords(ctx, p, fresh)
 	for _, path := range recordPaths {
 		c := records[path]
 		if c.err != nil {
@@ -203,7 +189,6 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			continue
 		}
 		p.state.Committed[path] = c.rec
-		p.verified[path] = c.verified
 		if c.corrupt != nil {
 			p.state.Corrupt[path] = c.corrupt
 			r.log.Warn("committed file failed verification; it will be repaired", "path", path, "error", c.corrupt)
@@ -253,8 +238,38 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	for _, prob := range p.problems {
 		p.state.PruneBlockers = append(p.state.PruneBlockers, prob.Error())
 	}
+	p.state.Observed = observedState(observed)
+	return p, nil
+}
+
+// reuseIdle returns the state read by the previous pass when that pass
+// found nothing to do and the head has not moved since: what readState
+// derives from the tree (declarations, records, delivery, fingerprints,
+// recipients) is a function of the tree, so an idle agent re-derives
+// nothing but what moves without a commit: the time, the backoff state
+// and the cluster. Files still waiting for verification keep every pass
+// reading, so the budget goes on through them.
+func (r *Reconciler) reuseIdle(tree Tree, observed []ObservedSecret) (*pass, bool) {
+	last := r.idle
+	r.idle = nil // set again by Reconcile if this pass is idle too
+	if last == nil || tree.Commit() == "" || tree.Commit() != last.tree.Commit() || r.verify.waiting > 0 {
+		return nil, false
+	}
+	p := *last
+	p.tree, p.lastPlan, p.decrypted = tree, Plan{}, 0
+	p.state.Now = r.cfg.Clock()
+	p.state.Failures = r.failureSnapshot()
+	p.state.Observed = observedState(observed)
+	p.state.Windows = nil
+	r.layout = p.state.Layout
+	return &p, true
+}
+
+// observedState is what the planner needs of the cluster's Secrets.
+func observedState(observed []ObservedSecret) map[string]Observed {
+	out := make(map[string]Observed, len(observed))
 	for _, o := range observed {
-		p.state.Observed[o.Namespace+"/"+o.Name] = Observed{
+		out[o.Namespace+"/"+o.Name] = Observed{
 			Serial:      o.Annotations[committed.AnnotationSerial],
 			Drifted:     o.Drifted,
 			Rendered:    renderedAnnotations(o.Annotations),
@@ -262,7 +277,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			Source:      o.Annotations[committed.AnnotationSource],
 		}
 	}
-	return p, nil
+	return out
 }
 
 // deliver applies certsync.yaml's policy and resolves which clusters

@@ -61,12 +61,21 @@ type Config struct {
 	// Batching shapes how finished certificates are committed and pushed
 	// while a pass runs.
 	Batching Batching
-	// VerifyCommitted decrypts every committed Secret the first time its
-	// blob is seen and checks the SOPS MAC and that the plaintext metadata
-	// matches the certificate inside; a mismatch is repaired. It needs the
-	// agent's key; without one, files are reported unverified.
-	// Default: false (the CLI turns it on when it has an age identity).
+	// VerifyCommitted decrypts each committed Secret blob once and checks
+	// the SOPS MAC and that the plaintext metadata matches the certificate
+	// inside; a mismatch is repaired. It needs the agent's key; without
+	// one, files are reported unverified. How many a pass checks, and
+	// which first, is in verify.go. Default: false (the CLI turns it on
+	// when it has an age identity).
 	VerifyCommitted bool
+	// VerifyPerPass bounds the committed files not verified yet that a
+	// pass decrypts to verify (files it acts on are verified anyway);
+	// negative: no bound. Default: DefaultVerifyPerPass (500).
+	VerifyPerPass int
+	// VerifiedStore remembers verification across processes, for the
+	// agent's current keys. Default: nil, remembered by this Reconciler
+	// only.
+	VerifiedStore VerifiedStore
 	// Agent names this agent in its order claims (see committed.Claim).
 	// It must differ between agents writing to one repository and should
 	// stay the same across restarts of one agent, so a restarted agent
@@ -114,6 +123,10 @@ type Reconciler struct {
 	failures map[string]Failure
 	windows  map[string]Window // polled renewal windows by path (ARI)
 	cache    parseCache
+	verify   verifier // passes run one at a time
+	// idle is the state read by the last pass when it had nothing to do;
+	// see reuseIdle.
+	idle *pass
 	// layout is where the current pass's tree keeps Secrets (set when
 	// the pass reads its state; passes run one at a time).
 	layout committed.Layout
@@ -166,6 +179,9 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = 10 * time.Minute
+	}
+	if cfg.VerifyPerPass == 0 {
+		cfg.VerifyPerPass = DefaultVerifyPerPass
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -237,8 +253,13 @@ type Result struct {
 	Certificates []declared.Certificate
 	Records      map[string]committed.Certificate
 	// Verified tells, by path, which committed files were decrypted and
-	// checked against their MAC; false means "not checked" (no key).
+	// checked against their MAC; false means "not checked": no key, or
+	// not reached yet (Config.VerifyPerPass).
 	Verified map[string]bool
+	// Decrypted counts the committed files this pass decrypted to verify
+	// them; files verified by an earlier pass or process are not.
+	Decrypted int
+
 	cluster  string
 	targets  map[string][]string
 	deleted  []string        // paths whose deletion was pushed
@@ -353,12 +374,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	}
 	st.state.Windows = r.windowsFor(st.state.Committed)
 	res.Plan = r.calculate(ctx, st, !opts.DryRun)
+	if !opts.DryRun && r.verifyActedOn(ctx, st, res.Plan) {
+		res.Plan = r.calculate(ctx, st, true) // repair what failed instead
+	}
+	res.Decrypted = st.decrypted
 	st.lastPlan = res.Plan
 	for _, w := range res.Plan.Warnings {
 		r.log.Warn(w)
 	}
 	stale := r.staleOwnClaim(st, res.Plan)
 	if opts.DryRun || (!res.Plan.HasChanges() && stale == nil) {
+		if !res.Plan.HasChanges() && stale == nil {
+			r.idle = st // the next pass on this head reads nothing again
+		}
 		return res, nil
 	}
 

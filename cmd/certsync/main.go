@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,16 +27,19 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/certsync/certsync/cluster"
 	"github.com/certsync/certsync/encrypt"
 	"github.com/certsync/certsync/gitsrc"
+	"github.com/certsync/certsync/internal/verifystore"
 	"github.com/certsync/certsync/issuer/acme"
 	"github.com/certsync/certsync/reconcile"
 )
@@ -194,8 +198,15 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		Concurrency: o.Concurrency,
 		Policy:      reconcile.Policy{MaxPruneShare: o.MaxPruneShare, ForcePrune: o.ForcePrune},
 		Logger:      log,
-		// With a key, every committed file is checked once against its MAC.
+		// With a key, every committed file is checked once against its
+		// MAC, remembered next to the clone; a dry run (status too) checks
+		// every file before it reports.
 		VerifyCommitted: len(identities) > 0,
+		VerifyPerPass:   o.VerifyPerPass,
+		VerifiedStore:   verifiedStore(o.cacheDir(), identities, log),
+	}
+	if o.DryRun {
+		cfg.VerifyPerPass = -1
 	}
 	wantCluster := !o.NoApply && (o.Kubeconfig != "" || getenv("KUBERNETES_SERVICE_HOST") != "")
 	switch {
@@ -313,6 +324,39 @@ func serveHTTP01(addr string, h http.Handler, log *slog.Logger) (func(), error) 
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// verifiedStoreFile is where verification results are kept, in the
+// clone's folder: they are only worth what the clone is (gitsrc keeps its
+// certsync_remote_heads there too).
+const verifiedStoreFile = "certsync_verified"
+
+// verifiedStore keeps what the agent verified in its cache folder, scoped
+// to the recipients of its identities. nil (verified again by each
+// process) without identities, or when one of them has no recipient to
+// scope the results by.
+func verifiedStore(cacheDir string, identities []byte, log *slog.Logger) reconcile.VerifiedStore {
+	if len(identities) == 0 {
+		return nil
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(identities))
+	if err != nil {
+		log.Debug("verification results are not kept across runs: the identities are not all age identities", "error", err)
+		return nil
+	}
+	var recipients []string
+	for _, id := range ids {
+		switch id := id.(type) {
+		case *age.X25519Identity:
+			recipients = append(recipients, id.Recipient().String())
+		case *age.HybridIdentity:
+			recipients = append(recipients, id.Recipient().String())
+		default:
+			log.Debug("verification results are not kept across runs: an identity has no recipient to scope them by", "type", fmt.Sprintf("%T", id))
+			return nil
+		}
+	}
+	return verifystore.New(filepath.Join(cacheDir, verifiedStoreFile), recipients)
 }
 
 func ageIdentities(o *options, getenv func(string) string) ([]byte, error) {

@@ -65,7 +65,10 @@ type options struct {
 	AgentID  string
 	ClaimTTL time.Duration
 
-	Concurrency   int
+	Concurrency int
+	// VerifyPerPass bounds the committed files a pass decrypts to verify
+	// them (reconcile.Config.VerifyPerPass); a dry run verifies all.
+	VerifyPerPass int
 	BatchSize     int
 	BatchInterval time.Duration
 	DryRun        bool
@@ -99,6 +102,7 @@ func defaultOptions(getenv func(string) string) options {
 		GitTimeout:              2 * time.Minute,
 		ClaimTTL:                10 * time.Minute,
 		Concurrency:             8,
+		VerifyPerPass:           reconcile.DefaultVerifyPerPass,
 		BatchSize:               50,
 		BatchInterval:           30 * time.Second,
 		MaxPruneShare:           0.10,
@@ -166,6 +170,7 @@ func addPassFlags(fs *pflag.FlagSet, o *options) {
 	fs.StringVar(&o.DNS01AllowProviders, "dns01-allow-providers", o.DNS01AllowProviders, "comma-separated lego DNS providers a webhook solver (solverName) may name; each is configured from this process's environment and runs with its credentials (e.g. exec, httpreq)")
 	fs.StringVar(&o.ACMECAFile, "acme-ca-file", o.ACMECAFile, "PEM file of extra CAs to trust for the ACME server (private CAs)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "orders in flight at once")
+	fs.IntVar(&o.VerifyPerPass, "verify-per-pass", o.VerifyPerPass, "committed files not verified yet that a pass decrypts to check them against their MAC, so a new agent plans at once (files a pass acts on are always checked; -1: all at once)")
 	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "push issued certificates in batches of this many (each is committed locally at once)")
 	fs.DurationVar(&o.BatchInterval, "batch-interval", o.BatchInterval, "push issued certificates at least this often while a pass orders")
 	fs.StringVar(&o.AgentID, "agent-id", o.AgentID, "this agent's name in the order claims it commits so several agents never order one certificate twice; must differ between agents and stay the same across restarts (default: host name and a digest of --cache-dir)")
