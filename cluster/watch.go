@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/metadata/metadatainformer"
@@ -111,25 +112,47 @@ func (c *Client) observeWatched(ctx context.Context, w *watcher) ([]Observed, er
 
 // slim keeps of a Secret's metadata what Observe reports; the watch's
 // store then holds a few hundred bytes per Secret, not its managedFields
-// and every annotation.
+// and every annotation. The strings every Secret repeats (its namespace,
+// label and annotation keys, certsync's label values and owner) are
+// interned: 10,000 Secrets then share one copy of each instead of holding
+// 10,000 (BenchmarkPass10kNothingDue/daemon-cluster).
 func slim(obj any) (any, error) {
 	m, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
 		return obj, nil
 	}
+	labels := make(map[string]string, len(m.Labels))
+	for k, v := range m.Labels {
+		labels[intern(k)] = intern(v)
+	}
+	ann := ownAnnotations(m.Annotations)
+	for k, v := range ann {
+		if k == OwnerAnnotation {
+			ann[k] = intern(v)
+		}
+	}
 	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion,
-		Labels: m.Labels, Annotations: ownAnnotations(m.Annotations),
+		Name: m.Name, Namespace: intern(m.Namespace), ResourceVersion: m.ResourceVersion,
+		Labels: labels, Annotations: ann,
 	}}, nil
 }
 
+// intern is the canonical copy of s.
+func intern(s string) string { return unique.Make(s).Value() }
+
 // ownAnnotations are the certsync.io annotations of a Secret: all that
-// Observe reports of them.
+// Observe reports of them, under interned keys.
 func ownAnnotations(in map[string]string) map[string]string {
-	out := make(map[string]string, len(in))
+	n := 0
+	for k := range in {
+		if strings.HasPrefix(k, "certsync.io/") {
+			n++
+		}
+	}
+	out := make(map[string]string, n)
 	for k, v := range in {
 		if strings.HasPrefix(k, "certsync.io/") {
-			out[k] = v
+			out[intern(k)] = v
 		}
 	}
 	return out

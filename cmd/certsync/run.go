@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/certsync/certsync/internal/pageout"
 	"github.com/certsync/certsync/leader"
 	"github.com/certsync/certsync/metrics"
 	"github.com/certsync/certsync/reconcile"
@@ -33,6 +36,11 @@ type daemonOptions struct {
 	LeaderElectNS     string
 	LeaderElectName   string
 	ShutdownGrace     time.Duration
+	// HeapProfile, when set (CERTSYNC_HEAP_PROFILE), is a file the agent
+	// rewrites with a heap profile (pprof, inuse_space) after each pass:
+	// what its memory holds between passes, without serving pprof on the
+	// port the webhooks and challenges reach. Default: none.
+	HeapProfile string
 }
 
 func (c *cli) runCommand() *cobra.Command {
@@ -44,7 +52,11 @@ func (c *cli) runCommand() *cobra.Command {
 		Long: `Run the agent: a pass every --interval, at the next renewal time, and at
 once when a push webhook arrives on /hooks/git. It serves /healthz, /readyz
 and /metrics on --listen-addr. With --leader-elect only the replica holding
-the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.`,
+the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.
+
+Memory: without GOMEMLIMIT the Go runtime's soft limit is 160 MiB (set
+GOMEMLIMIT to change it, GOMEMLIMIT=off for none). CERTSYNC_HEAP_PROFILE=FILE
+rewrites FILE with a heap profile after each pass.`,
 		Example: examples(
 			"certsync run --repo https://git.example.com/platform/certs.git --git-password-file /etc/certsync/git/token \\",
 			"    --age-key-file /etc/certsync/age/age.agekey --cluster prod-eu --leader-elect",
@@ -58,6 +70,9 @@ the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.`,
 			return exitUsage
 		}
 		o.watchCluster = true
+		if limit, set := applyDefaultMemoryLimit(); set {
+			log.Debug("Go memory limit: the agent's default (set GOMEMLIMIT to change it)", "bytes", limit)
+		}
 		if err := runDaemon(ctx, o, &d, c.getenv, log); err != nil {
 			log.Error("certsync run stopped", "error", err)
 			return exitFail
@@ -71,7 +86,7 @@ the Lease works; SIGTERM lets the pass in flight finish for --shutdown-grace.`,
 }
 
 func defaultDaemonOptions(getenv func(string) string) daemonOptions {
-	return daemonOptions{ListenAddr: ":8080", LeaderElectID: getenv("POD_NAME"), LeaderElectNS: "certsync", LeaderElectName: "certsync", ShutdownGrace: 30 * time.Second}
+	return daemonOptions{ListenAddr: ":8080", LeaderElectID: getenv("POD_NAME"), LeaderElectNS: "certsync", LeaderElectName: "certsync", ShutdownGrace: 30 * time.Second, HeapProfile: getenv("CERTSYNC_HEAP_PROFILE")}
 }
 
 // addDaemonFlags: the agent's endpoints, Lease and shutdown.
@@ -131,6 +146,9 @@ func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv fu
 		log.Info("shutting down: a pass in flight may finish", "grace", d.ShutdownGrace)
 	})()
 
+	// The binary's pages that only start-up and the first pass touched
+	// are handed back once, after that pass (see settle).
+	var settled sync.Once
 	// lead runs passes while leading, until it ends or shutdown.
 	lead := func(leading context.Context) {
 		// A replica that stops leading stops being ready: the Service
@@ -146,7 +164,7 @@ func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv fu
 				log.Error("cannot start passes; retrying", "error", err, "next", "fix the configuration or wait for the remote")
 				sleep(ctx, o.Interval)
 			} else {
-				passes(leading, shutdown, rec, o, d, hook, m, &ready, log)
+				passes(leading, shutdown, rec, o, d, hook, m, &ready, &settled, log)
 				cleanup()
 			}
 			stop()
@@ -180,7 +198,7 @@ func runDaemon(shutdown context.Context, o *options, d *daemonOptions, getenv fu
 
 // passes runs reconcile passes until leading or shutdown ends; see
 // passContext for how each ends a pass in flight.
-func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *options, d *daemonOptions, hook *webhook.Handler, m *metrics.Metrics, ready *atomic.Bool, log *slog.Logger) {
+func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *options, d *daemonOptions, hook *webhook.Handler, m *metrics.Metrics, ready *atomic.Bool, settled *sync.Once, log *slog.Logger) {
 	failedPasses := 0
 	for leading.Err() == nil && shutdown.Err() == nil {
 		passCtx, done := passContext(leading, shutdown, d.ShutdownGrace)
@@ -197,6 +215,14 @@ func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *opt
 		// back to the OS now rather than keep the peak resident for the
 		// minute the agent sleeps (10,000 certificates: ~260 → ~150 MB RSS).
 		debug.FreeOSMemory()
+		if err == nil {
+			settled.Do(func() { settle(log) })
+		}
+		if d.HeapProfile != "" {
+			if perr := writeHeapProfile(d.HeapProfile); perr != nil {
+				log.Warn("heap profile not written", "error", perr)
+			}
+		}
 		if serr := saveAgentState(o.stateDir(), rec); serr != nil {
 			log.Warn("agent state (backoff, renewal windows) not saved; a restart may repeat some work", "error", serr)
 		}
@@ -219,6 +245,65 @@ func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *opt
 		case <-time.After(wait):
 		}
 	}
+}
+
+// DefaultMemoryLimit is the Go runtime's soft memory limit in `certsync
+// run` when GOMEMLIMIT is not set: 160 MiB. Past it, the collector runs
+// more often instead of letting the heap grow to twice the live data,
+// which keeps a pass's peak down (BenchmarkPass10kNothingDue/daemon). It
+// counts the runtime's memory (heap, stacks, metadata), not the binary's
+// pages. It is soft: a repository whose live state needs more still
+// works, the collector then taking up to half a core during passes; give
+// such an agent a larger GOMEMLIMIT (GOMEMLIMIT=off: no limit).
+const DefaultMemoryLimit = 160 << 20
+
+// applyDefaultMemoryLimit sets DefaultMemoryLimit unless the environment
+// names a limit (the runtime has applied it already), and reports the
+// limit and whether it set it.
+func applyDefaultMemoryLimit() (int64, bool) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return debug.SetMemoryLimit(-1), false
+	}
+	debug.SetMemoryLimit(DefaultMemoryLimit)
+	return DefaultMemoryLimit, true
+}
+
+// settle runs once, after the daemon's first successful pass: the pages
+// of the binary that start-up touched (the init of some 2,400 packages:
+// client-go's schemes, the cloud SDKs' registries) and that the pass did
+// not need again are handed back to the kernel. They are clean file
+// pages the kernel would reclaim under pressure anyway; until then they
+// count in the agent's RSS and its container's memory. What later passes
+// use faults back in once, during the next pass, and stays.
+func settle(log *slog.Logger) {
+	res, err := pageout.Executable()
+	if err != nil {
+		log.Debug("start-up pages of the binary not handed back", "error", err)
+		return
+	}
+	log.Debug("start-up pages of the binary handed back", "mapped", res.Mapped)
+}
+
+// writeHeapProfile replaces path with the heap profile of the last
+// collection (FreeOSMemory just made one), whole or not at all.
+func writeHeapProfile(path string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	err = pprof.Lookup("heap").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
 }
 
 // errGraceOver ends a pass still running --shutdown-grace after SIGTERM.
