@@ -286,7 +286,10 @@ func (s *SOPS) dataKey(tree *sops.Tree) ([]byte, error) {
 				if len(s.identities) == 0 {
 					continue
 				}
-				s.identities.ApplyToMasterKey(ak)
+				if key, err := openAgeDataKey(ak.EncryptedKey, s.identities); err == nil {
+					return key, nil
+				}
+				continue
 			}
 			if key, err := k.Decrypt(); err == nil {
 				return key, nil
