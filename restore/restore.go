@@ -53,7 +53,9 @@ type Cluster interface {
 	Create(ctx context.Context, s *corev1.Secret) error
 	// Live lists the certsync-owned Secrets of this agent.
 	Live(ctx context.Context) ([]Live, error)
-	// Namespaces reports which of names exist; Create makes one.
+	// Namespaces reports which of names exist; CreateNamespace makes one
+	// (called for several namespaces at once, as Create and Apply are for
+	// Secrets).
 	Namespaces(ctx context.Context, names []string) (map[string]bool, error)
 	CreateNamespace(ctx context.Context, name string) error
 }
@@ -167,14 +169,20 @@ func Run(ctx context.Context, tree Tree, dec Decrypter, c Cluster, opts Options)
 	if err != nil {
 		return sum, err
 	}
-	for _, ns := range missing {
-		if !opts.CreateNamespaces {
-			continue
+	if opts.CreateNamespaces {
+		// At once, as the Secrets are: a rebuilt cluster can need hundreds.
+		errs := make([]error, len(missing))
+		if _, err := workpool.Run(ctx, len(missing), opts.Concurrency, func(ctx context.Context, i int) {
+			errs[i] = c.CreateNamespace(ctx, missing[i])
+		}); err != nil {
+			return sum, err
 		}
-		if err := c.CreateNamespace(ctx, ns); err != nil {
-			return sum, fmt.Errorf("create namespace %s: %w", ns, err)
+		for i, ns := range missing {
+			if errs[i] != nil {
+				return sum, fmt.Errorf("create namespace %s: %w", ns, errs[i])
+			}
 		}
-		sum.CreatedNamespaces = append(sum.CreatedNamespaces, ns)
+		sum.CreatedNamespaces = missing
 	}
 	absent := map[string]bool{}
 	if !opts.CreateNamespaces {

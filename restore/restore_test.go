@@ -86,6 +86,8 @@ func (c *fakeCluster) Create(_ context.Context, s *corev1.Secret) error {
 }
 func (c *fakeCluster) Live(context.Context) ([]Live, error) { return c.live, nil }
 func (c *fakeCluster) Namespaces(_ context.Context, names []string) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := map[string]bool{}
 	for _, n := range names {
 		out[n] = c.namespaces[n]
@@ -93,6 +95,8 @@ func (c *fakeCluster) Namespaces(_ context.Context, names []string) (map[string]
 	return out, nil
 }
 func (c *fakeCluster) CreateNamespace(_ context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.namespaces[name] = true
 	return nil
 }
