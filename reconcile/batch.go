@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/certsync/certsync/committed"
+	"github.com/certsync/certsync/render"
 )
 
 // Batching shapes how a pass writes while it orders. Zero values are the
@@ -56,6 +60,9 @@ type writer struct {
 	// claimUntil; see claim.
 	claiming   map[string]bool
 	claimUntil time.Time
+	// ownRecords is set once res.Records is the writer's own copy, which
+	// later pushes update in place (see noteCommitted).
+	ownRecords bool
 }
 
 func newOutcome() *outcome {
@@ -196,7 +203,7 @@ func (w *writer) pushed(ctx context.Context, tree Tree, changes []FileChange, at
 	for _, path := range sortedKeys(w.batch.issued) {
 		w.res.Issued = append(w.res.Issued, w.batch.issued[path])
 	}
-	w.res.Records = recordsAfter(w.r.layout, w.res.Records, changes)
+	w.noteCommitted(changes)
 	w.r.log.Info("pushed", "commit", w.res.Commit, "files", len(changes), "issued", len(w.batch.issued), "attempt", attempt)
 	w.r.applyIssued(ctx, w.res, w.batch)
 	for _, ch := range changes {
@@ -204,7 +211,45 @@ func (w *writer) pushed(ctx context.Context, tree Tree, changes []FileChange, at
 			w.res.deleted = append(w.res.deleted, ch.Path)
 		}
 	}
+	// Pushed and applied: the private keys of the certificates this batch
+	// issued are in Git, encrypted, and nothing reads them here again.
+	for path := range w.batch.issued {
+		if s := w.batch.secrets[path]; s != nil {
+			forgetKeys(s)
+		}
+	}
 	w.batch = newOutcome()
+}
+
+// noteCommitted brings res.Records (the committed state the pass reports)
+// up to date with pushed changes. Until the first push it is the pass's
+// own state, which the plan still reads, so it is copied once; after
+// that it is updated in place: copying it on every push would cost a
+// pass ordering n certificates in batches of b about n²/b record copies.
+func (w *writer) noteCommitted(changes []FileChange) {
+	if !w.ownRecords {
+		w.res.Records = maps.Clone(w.res.Records)
+		if w.res.Records == nil {
+			w.res.Records = map[string]committed.Certificate{}
+		}
+		w.ownRecords = true
+	}
+	applyRecords(w.r.layout, w.res.Records, changes)
+}
+
+// keyData are the entries of an issued Secret that hold its private key.
+var keyData = []string{corev1.TLSPrivateKeyKey, render.KeyCombinedPEM, render.KeyDER, render.KeyPKCS12, render.KeyJKS}
+
+// forgetKeys overwrites the private key material of a Secret this pass
+// rendered, once it is committed and applied, so the process does not
+// hold a readable key until the collector happens to reuse the memory.
+// Only for Secrets whose data the pass built itself: ca.crt and the
+// truststores may share bytes with an issuer's.
+func forgetKeys(s *corev1.Secret) {
+	for _, k := range keyData {
+		clear(s.Data[k])
+		delete(s.Data, k)
+	}
 }
 
 // localMessage describes a commit that is squashed before it is pushed;

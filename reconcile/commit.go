@@ -203,23 +203,18 @@ func commitMessage(plan Plan, out *outcome) string {
 	return b.String()
 }
 
-// recordsAfter is the committed state once changes are in: what status
-// tables and metrics show after a pass.
-func recordsAfter(layout committed.Layout, before map[string]committed.Certificate, changes []FileChange) map[string]committed.Certificate {
-	after := make(map[string]committed.Certificate, len(before))
-	for k, v := range before {
-		after[k] = v
-	}
+// applyRecords brings records, the committed state by path, up to date
+// with changes: what status tables and metrics show after a pass.
+func applyRecords(layout committed.Layout, records map[string]committed.Certificate, changes []FileChange) {
 	for _, ch := range changes {
 		if ch.Delete {
-			delete(after, ch.Path)
+			delete(records, ch.Path)
 			continue
 		}
 		if rec, err := layout.Read(ch.Path, ch.Content); err == nil {
-			after[ch.Path] = rec
+			records[ch.Path] = rec
 		}
 	}
-	return after
 }
 
 func isReencrypt(plan Plan, path string) bool {

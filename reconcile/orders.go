@@ -595,6 +595,8 @@ func (r *Reconciler) encryptSecret(ctx context.Context, p *pass, path string, s 
 	if err != nil {
 		return nil, err
 	}
+	// The plaintext holds the private key: gone once it is encrypted.
+	defer clear(plain)
 	content, err := p.enc.Encrypt(ctx, path, plain)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt %s: %w", path, err)

@@ -74,6 +74,12 @@ type ACME struct {
 	failing []injectedFailure
 	// replaces are the non-empty "replaces" fields of newOrder requests.
 	replaces []string
+	// newOrders keeps newOrder requests apart from authorization requests:
+	// Pebble v2.10.1 takes its store's lock then each authorization's in
+	// newOrder, and an authorization's lock then the store's in the authz
+	// handler, which deadlocks once a writer queues between them (seen
+	// after a few thousand concurrent orders).
+	newOrders sync.RWMutex
 }
 
 type injectedFailure struct {
@@ -157,7 +163,12 @@ func (a *ACME) wrap(h http.Handler) http.Handler {
 				a.accounts.Add(1)
 			}
 			return
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/authZ/"):
+			a.newOrders.RLock()
+			defer a.newOrders.RUnlock()
 		case r.Method == http.MethodPost && r.URL.Path == "/order-plz":
+			a.newOrders.Lock()
+			defer a.newOrders.Unlock()
 			a.recordReplaces(r)
 			if f, ok := a.nextFailure(); ok {
 				w.Header().Set("Content-Type", "application/problem+json")
