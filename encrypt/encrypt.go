@@ -136,6 +136,17 @@ func (s *SOPS) rule(path string) (*rule, error) {
 	return nil, fmt.Errorf("%s: %w matches it in .sops.yaml; add a rule whose path_regex matches", path, ErrNoRule)
 }
 
+// RuleIndex is the position in .sops.yaml of the creation rule that
+// encrypts path (the first whose path_regex matches): files under one
+// rule are encrypted alike.
+func (s *SOPS) RuleIndex(path string) (int, error) {
+	r, err := s.rule(path)
+	if err != nil {
+		return 0, err
+	}
+	return r.index, nil
+}
+
 // Encrypt encrypts plaintext YAML for the file at path (slash-separated,
 // relative to the repository root).
 func (s *SOPS) Encrypt(ctx context.Context, path string, plaintext []byte) ([]byte, error) {

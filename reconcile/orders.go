@@ -245,11 +245,25 @@ func (r *Reconciler) encryptable(ctx context.Context, p *pass, orders []Action, 
 	probe := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "certsync-probe"},
 		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSPrivateKeyKey: []byte("probe")}}
 	checked := map[string]error{}
+	rules, _ := p.enc.(RuleIndexer)
+	passedRules := map[int]bool{}
 	check := func(path string) error {
+		rule, ruleErr := 0, errors.New("no rule index")
+		if rules != nil {
+			rule, ruleErr = rules.RuleIndex(path)
+		}
+		if ruleErr == nil && passedRules[rule] {
+			return nil
+		}
 		err, done := checked[path]
 		if !done {
 			_, err = r.encryptSecret(ctx, p, path, probe)
 			checked[path] = err
+		}
+		// A failure is checked, and reported, path by path: its message
+		// names the path.
+		if err == nil && ruleErr == nil {
+			passedRules[rule] = true
 		}
 		return err
 	}
