@@ -148,6 +148,7 @@ var (
 	_ reconcile.RecipientLister   = sopsEncrypter{}
 	_ restore.Decrypter           = sopsEncrypter{}
 	_ reconcile.DocumentDecrypter = sopsEncrypter{}
+	_ reconcile.RuleIndexer       = sopsEncrypter{}
 )
 
 func (s sopsEncrypter) Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error) {
