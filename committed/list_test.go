@@ -1,7 +1,9 @@
 package committed
 
 import (
+	"encoding/csv"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +31,23 @@ func TestJoinListSplitList(t *testing.T) {
 	// Written by hand, not CSV: split at the commas.
 	if got := splitList(`a"b,c`); !slices.Equal(got, []string{`a"b`, "c"}) {
 		t.Errorf("splitList of a stray quote = %q", got)
+	}
+}
+
+// splitList skips the csv.Reader for lists with no quote and no line
+// break: for those it must read exactly what the reader reads.
+func TestSplitListPlainAsCSV(t *testing.T) {
+	for _, s := range []string{
+		"a", "a,b", "a,,b", ",", "a,", ",a", "a, b", " a ,b ", "\t", "é,ß,日本",
+		"*.example.com,example.com", "10.0.0.1,2001:db8::1", "spiffe://x/y?a=1", "x@example.com",
+	} {
+		want, err := csv.NewReader(strings.NewReader(s)).Read()
+		if err != nil {
+			t.Fatalf("csv %q: %v", s, err)
+		}
+		if got := splitList(s); !slices.Equal(got, want) {
+			t.Errorf("splitList(%q) = %q, csv reads %q", s, got, want)
+		}
 	}
 }
 

@@ -220,6 +220,12 @@ func splitList(s string) []string {
 	if s == "" {
 		return nil
 	}
+	// Without a quote or a line break a CSV record is its text split at
+	// the commas: that is every list of names, read without a csv.Reader
+	// (each allocates a 4 KiB buffer, 10,000 records a pass).
+	if !strings.ContainsAny(s, "\"\r\n") {
+		return strings.Split(s, ",")
+	}
 	r := csv.NewReader(strings.NewReader(s))
 	r.FieldsPerRecord = -1
 	if v, err := r.Read(); err == nil {

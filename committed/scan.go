@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"unique"
 )
 
 // scan reads the plaintext parts of a committed file as the sops YAML
@@ -87,15 +88,16 @@ func scan(content []byte) (f file, ok bool) {
 				}
 			}
 		case section == "metadata" && indent == 8 && sub == "annotations":
-			key, val, found := strings.Cut(string(line[indent:]), ": ")
+			key, val, found := bytes.Cut(line[indent:], []byte(": "))
 			if !found {
 				return f, false
 			}
-			v, ok := scalar(" " + val)
+			v, ok := scalarBytes(bytes.TrimSpace(val))
 			if !ok {
 				return f, false
 			}
-			ann[key] = v
+			k := string(key)
+			ann[k] = annotationValue(k, v)
 		case section == "metadata":
 			if indent != 8 {
 				return f, false
@@ -117,11 +119,13 @@ func scan(content []byte) (f file, ok bool) {
 			if !ok {
 				return f, false
 			}
+			// Interned: every file of a repository names the same few
+			// recipients, and a record keeps them (not the file's line).
 			switch {
 			case sub == "age" && key == "recipient":
-				age = append(age, v)
+				age = append(age, unique.Make(v).Value())
 			case sub == "pgp" && key == "fp":
-				pgp = append(pgp, v)
+				pgp = append(pgp, unique.Make(v).Value())
 			}
 		}
 	}
@@ -143,6 +147,18 @@ func scan(content []byte) (f file, ok bool) {
 		}{fp})
 	}
 	return f, true
+}
+
+// annotationValue copies an annotation's value out of the file, so a
+// record (a pass keeps 10,000) holds the value alone, not the line or the
+// file it was read from. The values most records share (issuer, key
+// type, reason) are interned: one copy for the whole repository.
+func annotationValue(key string, v []byte) string {
+	switch key {
+	case AnnotationCMIssuerName, AnnotationCMIssuerKind, AnnotationCMIssuerGroup, AnnotationPrivateKey, AnnotationReason:
+		return unique.Make(string(v)).Value()
+	}
+	return string(v)
 }
 
 // dataScan follows the lines of one data or stringData section.

@@ -69,7 +69,7 @@ func TestPackReadMatchesGit(t *testing.T) {
 
 	whole, fallback := 0, 0
 	for _, p := range snap.Paths() {
-		h := snap.blobs[p]
+		h, _ := snap.blob(p)
 		_, ok, err := r.packs.read(h)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)

@@ -100,8 +100,13 @@ type Repo struct {
 }
 
 const (
-	remoteName      = "origin"
-	objectCacheSize = 8 * cache.MiByte
+	remoteName = "origin"
+	// objectCacheSize bounds go-git's object cache. Whole blobs are read
+	// from the pack without it (packread.go), so it holds trees, commits
+	// and the bases of deltas: the trees of 10,000 certificates (20,000
+	// files) are 0.8 MiB, so 4 MiB keeps every tree of a repository five
+	// times that size between passes.
+	objectCacheSize = 4 * cache.MiByte
 )
 
 // Open prepares the local repository; it does not contact the remote

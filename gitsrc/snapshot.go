@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -22,10 +23,14 @@ type Snapshot struct {
 	// parent of the next one (certsync commits each certificate locally)
 	// never needs it, and walking 10,000 entries per commit would cost
 	// more than the commit.
+	// paths lists every file, sorted, and blobs holds their blob ids in
+	// the same order: two slices searched by path take half the memory
+	// of a map from path to id (20,000 files: ~0.7 MB, not ~1.5 MB), for
+	// as long as the pass and the parse cache keep the snapshot.
 	once     sync.Once
 	indexErr error
-	blobs    map[string]plumbing.Hash
 	paths    []string
+	blobs    []plumbing.Hash
 }
 
 // snapshot reads commit h and lists its files.
@@ -55,7 +60,6 @@ func (r *Repo) lazySnapshot(h plumbing.Hash) (*Snapshot, error) {
 
 func (s *Snapshot) index() error {
 	s.once.Do(func() {
-		s.blobs = map[string]plumbing.Hash{}
 		if s.tree == nil {
 			return
 		}
@@ -63,9 +67,33 @@ func (s *Snapshot) index() error {
 			s.indexErr = fmt.Errorf("list files of %s: %w", s.hash, err)
 			return
 		}
-		sort.Strings(s.paths)
+		// Git orders a tree's entries by name, a folder's name followed
+		// by "/", which lists the paths in byte order; the search in blob
+		// relies on it, so a tree written otherwise is sorted here.
+		if !sort.StringsAreSorted(s.paths) {
+			sort.Sort(byPath{s})
+		}
 	})
 	return s.indexErr
+}
+
+// byPath sorts the index by path, keeping each blob id with its path.
+type byPath struct{ s *Snapshot }
+
+func (b byPath) Len() int           { return len(b.s.paths) }
+func (b byPath) Less(i, j int) bool { return b.s.paths[i] < b.s.paths[j] }
+func (b byPath) Swap(i, j int) {
+	b.s.paths[i], b.s.paths[j] = b.s.paths[j], b.s.paths[i]
+	b.s.blobs[i], b.s.blobs[j] = b.s.blobs[j], b.s.blobs[i]
+}
+
+// blob finds path in the index.
+func (s *Snapshot) blob(path string) (plumbing.Hash, bool) {
+	i, found := sort.Find(len(s.paths), func(i int) int { return strings.Compare(path, s.paths[i]) })
+	if !found {
+		return plumbing.ZeroHash, false
+	}
+	return s.blobs[i], true
 }
 
 // walk lists blobs recursively from tree entries alone (no blob reads).
@@ -82,8 +110,8 @@ func (s *Snapshot) walk(t *object.Tree, prefix string) error {
 				return err
 			}
 		case filemode.Regular, filemode.Executable:
-			s.blobs[p] = e.Hash
 			s.paths = append(s.paths, p)
+			s.blobs = append(s.blobs, e.Hash)
 		}
 	}
 	return nil
@@ -105,12 +133,11 @@ func (s *Snapshot) Paths() []string {
 }
 
 // BlobHash is the Git blob id of a file: equal ids mean equal content.
-func (s *Snapshot) BlobHash(path string) (string, bool) {
+func (s *Snapshot) BlobHash(path string) ([20]byte, bool) {
 	if s.index() != nil {
-		return "", false
+		return [20]byte{}, false
 	}
-	h, ok := s.blobs[path]
-	return h.String(), ok
+	return s.blob(path)
 }
 
 // ReadFile returns a file's content; fs.ErrNotExist when absent.
@@ -118,7 +145,7 @@ func (s *Snapshot) ReadFile(path string) ([]byte, error) {
 	if err := s.index(); err != nil {
 		return nil, err
 	}
-	h, ok := s.blobs[path]
+	h, ok := s.blob(path)
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
 	}

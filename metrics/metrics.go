@@ -118,7 +118,9 @@ func (m *Metrics) Handler() http.Handler {
 
 // SetCertificates replaces the certificate gauges with the given set, so a
 // removed certificate stops being reported. A scrape sees either the old
-// set or the new one, never a mix or nothing in between.
+// set or the new one, never a mix or nothing in between. The gauges keep
+// certs (10,000 certificates: no second copy): it must not be changed
+// afterwards.
 func (m *Metrics) SetCertificates(certs []Certificate) { m.certs.set(certs) }
 
 // Standby forgets what only the leader knows (the certificate gauges, the

@@ -4,9 +4,13 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -136,6 +140,46 @@ func TestDuplicateCertificateLabels(t *testing.T) {
 	}
 }
 
+// set keeps one entry per label set, the last one, in the order labels
+// first appear; it keeps the caller's slice when nothing repeats and never
+// writes to it.
+func TestSetKeepsLastOfEachLabelSet(t *testing.T) {
+	web := func(at int64) Certificate {
+		return Certificate{Name: "web", Namespace: "shop", NotAfter: time.Unix(at, 0)}
+	}
+	api := func(at int64) Certificate {
+		return Certificate{Name: "api", Namespace: "shop", NotAfter: time.Unix(at, 0)}
+	}
+	other := Certificate{Name: "web", Namespace: "shop", IssuerName: "ca", NotAfter: time.Unix(5, 0)}
+	for _, tt := range []struct {
+		name    string
+		in      []Certificate
+		want    []Certificate
+		aliased bool // the set is the caller's slice
+	}{
+		{name: "none", in: nil, want: nil},
+		{name: "no duplicate", in: []Certificate{web(1), api(2), other}, want: []Certificate{web(1), api(2), other}, aliased: true},
+		{name: "duplicate next to it", in: []Certificate{web(1), web(2), api(3)}, want: []Certificate{web(2), api(3)}},
+		{name: "duplicate further on", in: []Certificate{web(1), api(2), web(3), api(4), other}, want: []Certificate{web(3), api(4), other}},
+		{name: "three of one", in: []Certificate{api(1), web(1), web(2), web(3)}, want: []Certificate{api(1), web(3)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.in)
+			var c certificates
+			c.set(in)
+			if !slices.Equal(c.certs, tt.want) {
+				t.Errorf("set %v, want %v", c.certs, tt.want)
+			}
+			if !slices.Equal(in, tt.in) {
+				t.Errorf("the caller's slice was changed: %v, was %v", in, tt.in)
+			}
+			if aliased := len(in) > 0 && &c.certs[0] == &in[0]; aliased != tt.aliased {
+				t.Errorf("set is the caller's slice: %v, want %v", aliased, tt.aliased)
+			}
+		})
+	}
+}
+
 // What the alerts of deploy/monitoring read: renewals, push conflicts,
 // apply and prune errors, whether each remote answered, and per
 // certificate its lifetime and the orders that failed in a row.
@@ -209,4 +253,75 @@ func TestStandbyReportsNoLeaderState(t *testing.T) {
 	if !strings.Contains(out, `certsync_passes_total{result="ok"} 1`) {
 		t.Error("standing down must keep the counters (rates would jump)")
 	}
+}
+
+// constGauges is the certificate collector written with
+// prometheus.MustNewConstMetric, as it was before the samples shared
+// their label pairs: both must scrape the same, byte for byte, through a
+// pedantic registry (which also checks the labels against the Desc).
+type constGauges struct{ *certificates }
+
+func (c constGauges) Collect(ch chan<- prometheus.Metric) {
+	for _, cert := range c.certs {
+		l := []string{cert.Name, cert.Namespace, cert.IssuerName, cert.IssuerKind, cert.IssuerGroup}
+		if !cert.NotAfter.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.expiration, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), l...)
+		}
+		if !cert.NotBefore.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.notBefore, prometheus.GaugeValue, float64(cert.NotBefore.Unix()), l...)
+		}
+		ch <- prometheus.MustNewConstMetric(c.failedOrders, prometheus.GaugeValue, float64(cert.FailedOrders), l...)
+		if !cert.RenewalTime.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.renewal, prometheus.GaugeValue, float64(cert.RenewalTime.Unix()), l...)
+		}
+		for _, cond := range []string{"True", "False", "Unknown"} {
+			v := 0.0
+			if cond == "True" && cert.Ready || cond == "False" && !cert.Ready {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, v, append(l, cond)...)
+		}
+	}
+}
+
+func TestSharedLabelsScrapeAsConstMetrics(t *testing.T) {
+	at := time.Unix(1800000000, 0)
+	web := Certificate{Name: "web", Namespace: "shop", IssuerName: "le", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io",
+		NotBefore: at.Add(-90 * 24 * time.Hour), NotAfter: at, RenewalTime: at.Add(-30 * 24 * time.Hour), Ready: true}
+	for _, tt := range []struct {
+		name  string
+		certs []Certificate
+	}{
+		{name: "none"},
+		{name: "one, every gauge", certs: []Certificate{web}},
+		{name: "nothing committed yet, failing", certs: []Certificate{{Name: "api", Namespace: "api", IssuerName: "ca", IssuerKind: "Issuer", IssuerGroup: "cert-manager.io", FailedOrders: 3}}},
+		{name: "labels to escape", certs: []Certificate{{Name: `we"b`, Namespace: "shöp", IssuerName: "a\\b", IssuerKind: "line\nbreak", NotAfter: at}}},
+		{name: "several, one repeated", certs: []Certificate{web, {Name: "a", Namespace: "z", NotAfter: at}, web, {Name: "z", Namespace: "a", Ready: true}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			shared := newCertificates()
+			shared.set(slices.Clone(tt.certs))
+			asConst := newCertificates()
+			asConst.set(slices.Clone(tt.certs))
+			got, want := gatherText(t, shared), gatherText(t, constGauges{asConst})
+			if got != want {
+				t.Errorf("scrape with shared labels:\n%s\nwith const metrics:\n%s", got, want)
+			}
+			if len(tt.certs) > 0 && !strings.Contains(got, "certmanager_certificate_ready_status{condition=") {
+				t.Errorf("no ready_status series:\n%s", got)
+			}
+		})
+	}
+}
+
+func gatherText(t *testing.T, c prometheus.Collector) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
 }

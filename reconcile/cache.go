@@ -10,32 +10,54 @@ import (
 	"github.com/certsync/certsync/declared"
 )
 
+// BlobID is a file's content id: a Git blob id, or any other 20-byte
+// digest of the content. Equal ids mean equal content.
+type BlobID = [20]byte
+
 // BlobHasher is the optional capability of a Tree that knows each file's
-// content hash (a Git blob id). With it, a pass re-reads and re-parses only
+// content id (a Git blob id). With it, a pass re-reads and re-parses only
 // files that changed since the previous pass: with nothing due, a pass over
 // 10,000 certificates touches the tree's entries, not its blobs.
 type BlobHasher interface {
-	BlobHash(path string) (string, bool)
+	BlobHash(path string) (BlobID, bool)
 }
 
-// parseCache remembers what each file parsed to, keyed by path and blob
-// hash. Each pass builds a new generation holding only the files it saw,
-// so the cache never outgrows the repository.
+// parseCache remembers what each file parsed to, by path and blob id.
+// Each pass builds a new generation holding only the files it saw, so the
+// cache never outgrows the repository.
 type parseCache struct {
 	mu   sync.Mutex
 	last *generation
 }
 
+// generation is what one pass parsed of its tree. It is also the pass's
+// own record of the committed files (no second copy): the pass's
+// State.Committed is the generation's committed map, which is never
+// written once parse returns (Result.Records hands it out; writers clone
+// it first, see batch.go). A map of 10,000 records of ~550 bytes each is
+// the largest thing an idle agent holds, so it is held once.
 type generation struct {
-	tree    Tree
-	hasher  BlobHasher
-	prev    *generation
-	records map[string]cachedRecord
-	decls   map[string]declared.Set
+	tree   Tree
+	hasher BlobHasher
+	prev   *generation
+	// committed are the records of the committed files that could be
+	// read, by path; files is what is known of every committed file read
+	// (its blob, and what parsing and verifying it found), by path.
+	committed map[string]committed.Certificate
+	files     map[string]fileState
+	// decls are the declarations of each manifest file, by path; their
+	// Certificates share the pass's combined set (see shareCertificates).
+	decls map[string]cachedDecls
 }
 
-type cachedRecord struct {
-	rec committed.Certificate
+// fileState is what parsing and verifying one committed file found.
+type fileState struct {
+	// blob is the file's content id when hashed (the tree is a
+	// BlobHasher): a later pass reuses the entry only for the same blob.
+	blob   BlobID
+	hashed bool
+	// err: the file's plaintext metadata could not be read (the record is
+	// not in committed).
 	err error
 	// checked: verification ran to its end (see verify.go). verified: the
 	// file was decrypted, its MAC checked and its metadata matched the
@@ -47,10 +69,15 @@ type cachedRecord struct {
 	corrupt  error
 }
 
+type cachedDecls struct {
+	blob BlobID
+	set  declared.Set
+}
+
 func (c *parseCache) next(tree Tree) *generation {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := &generation{tree: tree, prev: c.last, records: map[string]cachedRecord{}, decls: map[string]declared.Set{}}
+	g := &generation{tree: tree, prev: c.last}
 	g.hasher, _ = tree.(BlobHasher)
 	return g
 }
@@ -62,48 +89,90 @@ func (c *parseCache) store(g *generation) {
 	c.last = g
 }
 
-// key is path and content hash, or "" when the tree cannot tell.
-func (g *generation) key(path string) string {
-	h := g.blob(path)
-	if h == "" {
-		return ""
-	}
-	return path + "\x00" + h
-}
-
-// blob is the content hash of path, "" when the tree cannot tell.
-func (g *generation) blob(path string) string {
+// blob is the content id of path; false when the tree cannot tell.
+func (g *generation) blob(path string) (BlobID, bool) {
 	if g.hasher == nil {
-		return ""
+		return BlobID{}, false
 	}
-	h, _ := g.hasher.BlobHash(path)
-	return h
+	return g.hasher.BlobHash(path)
 }
 
-// remember replaces what the generation holds for a record, once it was
-// verified after parse.
-func (g *generation) remember(path string, c cachedRecord) {
-	if k := g.key(path); k != "" {
-		g.records[k] = c
+// record is what the generation holds for a committed file it read: its
+// record (zero when st.err says it could not be read) and its state.
+func (g *generation) record(path string) (rec committed.Certificate, st fileState) {
+	return g.committed[path], g.files[path]
+}
+
+// setState records what verification found for a file this generation
+// read.
+func (g *generation) setState(path string, st fileState) {
+	if _, ok := g.files[path]; ok {
+		g.files[path] = st
 	}
+}
+
+// reuseRecord copies the previous generation's entry for path into g when
+// the file's blob did not change.
+func (g *generation) reuseRecord(path string, blob BlobID, hashed bool) bool {
+	prev := g.prev
+	if prev == nil || !hashed {
+		return false
+	}
+	st, ok := prev.files[path]
+	if !ok || !st.hashed || st.blob != blob {
+		return false
+	}
+	if rec, ok := prev.committed[path]; ok {
+		g.committed[path] = rec
+	}
+	g.files[path] = st
+	return true
+}
+
+func (g *generation) reuseDecls(path string, blob BlobID, hashed bool) (declared.Set, bool) {
+	if g.prev == nil || !hashed {
+		return declared.Set{}, false
+	}
+	d, ok := g.prev.decls[path]
+	if !ok || d.blob != blob {
+		return declared.Set{}, false
+	}
+	return d.set, true
 }
 
 // parse reads the committed records and declarations at the given paths,
 // reusing the previous pass's results for files whose blob did not change.
 // Changed files are read in order (Git object reads) and parsed by one
 // worker per CPU: parsing, not reading, dominates a cold pass. Nothing is
-// decrypted here: verification is its own step (verify.go). Records come
-// back by path, declaration sets in the order of declPaths; fresh counts
-// the records that were not the previous pass's.
-func (g *generation) parse(ctx context.Context, layout committed.Layout, recordPaths, declPaths []string) (records map[string]cachedRecord, decls []declared.Set, fresh int, err error) {
+// decrypted here: verification is its own step (verify.go). Records go
+// into the generation (committed, files); declaration sets come back in
+// the order of declPaths; fresh counts the records that were not the
+// previous pass's.
+func (g *generation) parse(ctx context.Context, layout committed.Layout, recordPaths, declPaths []string) (decls []declared.Set, fresh int, err error) {
 	type job struct {
 		i       int
 		path    string
 		decl    bool
+		blob    BlobID
+		hashed  bool
 		content []byte
 	}
-	recs := make([]cachedRecord, len(recordPaths))
+	g.committed = make(map[string]committed.Certificate, len(recordPaths))
+	g.files = make(map[string]fileState, len(recordPaths))
+	g.decls = make(map[string]cachedDecls, len(declPaths))
 	decls = make([]declared.Set, len(declPaths))
+	// Workers put each record straight into the generation's maps (one
+	// lock, short): a slice of every record beside the maps would hold
+	// them twice while a cold pass reads 10,000 files.
+	var mu sync.Mutex
+	put := func(path string, rec committed.Certificate, st fileState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st.err == nil {
+			g.committed[path] = rec
+		}
+		g.files[path] = st
+	}
 	jobs := make(chan job, 64)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -116,33 +185,37 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 					continue
 				}
 				rec, err := layout.Read(j.path, j.content)
-				recs[j.i] = cachedRecord{rec: rec, err: err}
+				put(j.path, rec, fileState{blob: j.blob, hashed: j.hashed, err: err})
 			}
 		}()
 	}
 	feed := func() error {
 		defer close(jobs)
-		for i, path := range recordPaths {
+		for _, path := range recordPaths {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if c, ok := g.prev.lookupRecord(g.key(path)); ok {
-				recs[i] = c
+			blob, hashed := g.blob(path)
+			mu.Lock()
+			reused := g.reuseRecord(path, blob, hashed)
+			mu.Unlock()
+			if reused {
 				continue
 			}
 			fresh++
 			content, err := g.tree.ReadFile(path)
 			if err != nil {
-				recs[i] = cachedRecord{err: fmt.Errorf("read %s: %w", path, err)}
+				put(path, committed.Certificate{}, fileState{blob: blob, hashed: hashed, err: fmt.Errorf("read %s: %w", path, err)})
 				continue
 			}
-			jobs <- job{i: i, path: path, content: content}
+			jobs <- job{path: path, blob: blob, hashed: hashed, content: content}
 		}
 		for i, path := range declPaths {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if s, ok := g.prev.lookupDecls(g.key(path)); ok {
+			blob, hashed := g.blob(path)
+			if s, ok := g.reuseDecls(path, blob, hashed); ok {
 				decls[i] = s
 				continue
 			}
@@ -157,35 +230,39 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 	err = feed()
 	wg.Wait()
 	if err != nil {
-		return nil, nil, 0, err
-	}
-	records = make(map[string]cachedRecord, len(recordPaths))
-	for i, path := range recordPaths {
-		records[path] = recs[i]
-		if k := g.key(path); k != "" {
-			g.records[k] = recs[i]
-		}
+		return nil, 0, err
 	}
 	for i, path := range declPaths {
-		if k := g.key(path); k != "" {
-			g.decls[k] = decls[i]
+		if blob, hashed := g.blob(path); hashed {
+			g.decls[path] = cachedDecls{blob: blob, set: decls[i]}
 		}
 	}
-	return records, decls, fresh, nil
+	return decls, fresh, nil
 }
 
-func (g *generation) lookupRecord(key string) (cachedRecord, bool) {
-	if g == nil || key == "" {
-		return cachedRecord{}, false
+// shareCertificates points the cached declarations of each file at their
+// copies in combined, the set Combine made of parts (in the order of
+// declPaths), so the pass and the cache hold one copy of every
+// Certificate (~700 bytes each) instead of two. It does so only when
+// Combine kept every Certificate in order, which is when the offsets
+// match; a repository with a duplicate or an unknown issuer keeps both.
+func (g *generation) shareCertificates(declPaths []string, parts []declared.Set, combined []declared.Certificate) {
+	total := 0
+	for _, p := range parts {
+		total += len(p.Certificates)
 	}
-	c, ok := g.records[key]
-	return c, ok
-}
-
-func (g *generation) lookupDecls(key string) (declared.Set, bool) {
-	if g == nil || key == "" {
-		return declared.Set{}, false
+	if total != len(combined) {
+		return
 	}
-	s, ok := g.decls[key]
-	return s, ok
+	off := 0
+	for i, path := range declPaths {
+		n := len(parts[i].Certificates)
+		if d, ok := g.decls[path]; ok && n > 0 {
+			// Capped: nothing appended to a cached set can reach the
+			// next file's certificates.
+			d.set.Certificates = combined[off : off+n : off+n]
+			g.decls[path] = d
+		}
+		off += n
+	}
 }

@@ -402,7 +402,8 @@ func (s *State) movedCopies(paths []string) []string {
 func (s *State) exposedCopy(paths []string, from string, serial string) (string, *committed.Certificate) {
 	for _, path := range paths {
 		if rec, ok := s.Committed[path]; ok && path != from && rec.Serial == serial && exposed(&rec) {
-			return path, &rec
+			found := rec // only the copy returned is made on the heap
+			return path, &found
 		}
 	}
 	return "", nil
@@ -556,7 +557,7 @@ func planCertificate(s *State, p *Plan, c *declared.Certificate, paths []string,
 func planRecipients(s *State, p *Plan, base Action, path string, rec *committed.Certificate) {
 	if want, check := s.DesiredRecipients[path]; check && !slices.Equal(sorted(want), rec.Recipients) {
 		a := base
-		a.Kind, a.Path, a.From, a.Copies, a.Committed = Reencrypt, path, "", nil, rec
+		a.Kind, a.Path, a.From, a.Copies, a.Committed = Reencrypt, path, "", nil, recordRef(*rec)
 		a.Reason = fmt.Sprintf("recipients changed: %s → %s", strings.Join(rec.Recipients, ","), strings.Join(sorted(want), ","))
 		p.Actions = append(p.Actions, a)
 	}
@@ -604,7 +605,7 @@ func planApply(s *State, p *Plan, base Action) {
 		return
 	}
 	a := base
-	a.Kind, a.Reason, a.Committed = Apply, reason, &rec
+	a.Kind, a.Reason, a.Committed = Apply, reason, recordRef(rec)
 	p.Actions = append(p.Actions, a)
 }
 
@@ -716,40 +717,33 @@ func jitter(serial string) float64 {
 // Secrets: the files are the issuer's.
 func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 	var prunes []Action
-	all := map[string]bool{} // every copy committed or observed, by path
 	if !s.ApplyOnly {
 		for path, rec := range s.Committed {
-			all[path] = true
 			if wanted[path] {
 				continue
 			}
 			if to, moved := s.movedTo(path, wanted); moved {
 				if now, ok := s.Committed[to]; ok && now.Serial == rec.Serial && s.Corrupt[to] == nil && !exposed(&now) {
 					// Nothing is lost: no limit, no blocker holds it.
-					p.Actions = append(p.Actions, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
+					p.Actions = append(p.Actions, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: recordRef(rec),
 						Reason: "moved to " + to + " (certsync.yaml output.secrets)"})
 				}
 				continue // kept until its copy is committed
 			}
-			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: &rec,
+			prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: rec.Namespace, Name: rec.SecretName, Committed: recordRef(rec),
 				Reason: s.pruneFileReason(path)})
 		}
 		for path := range s.Unreadable {
-			if _, ns, name, _, ok := s.Layout.ParseSecretPath(path); ok {
-				all[path] = true
-				if !wanted[path] {
-					prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: s.pruneFileReason(path)})
-				}
+			if _, ns, name, _, ok := s.Layout.ParseSecretPath(path); ok && !wanted[path] {
+				prunes = append(prunes, Action{Kind: PruneFile, Path: path, Namespace: ns, Name: name, Reason: s.pruneFileReason(path)})
 			}
 		}
 	}
 	if s.ClusterKnown {
 		for key := range s.Observed {
-			ns, name, _ := strings.Cut(key, "/")
-			path := s.Layout.SecretPath(s.Cluster, ns, name)
-			all[path] = true
 			if !wantedSecrets[key] {
-				prunes = append(prunes, Action{Kind: PruneSecret, Path: path, Namespace: ns, Name: name,
+				ns, name, _ := strings.Cut(key, "/")
+				prunes = append(prunes, Action{Kind: PruneSecret, Path: s.Layout.SecretPath(s.Cluster, ns, name), Namespace: ns, Name: name,
 					Reason: "Secret owned by this agent that no Certificate delivers to cluster " + s.Cluster + " any more"})
 			}
 		}
@@ -766,13 +760,43 @@ func planPrunes(s *State, p *Plan, wanted, wantedSecrets map[string]bool) {
 			len(gone), plural(len(gone), "certificate"), n, plural(n, "problem"), s.PruneBlockers[0]))
 		return
 	}
-	limit := max(1, int(s.Policy.MaxPruneShare*float64(len(all))))
+	all := s.copies()
+	limit := max(1, int(s.Policy.MaxPruneShare*float64(all)))
 	if len(gone) > limit && !s.Policy.ForcePrune {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("refusing to prune %d of %d certificates (files and Secrets) in one pass (limit %.0f%%): if the declarations were really removed, run again with --force-prune", len(gone), len(all), s.Policy.MaxPruneShare*100))
+		p.Warnings = append(p.Warnings, fmt.Sprintf("refusing to prune %d of %d certificates (files and Secrets) in one pass (limit %.0f%%): if the declarations were really removed, run again with --force-prune", len(gone), all, s.Policy.MaxPruneShare*100))
 		return
 	}
 	p.Actions = append(p.Actions, prunes...)
 }
+
+// copies counts every copy (cluster/namespace/name) committed or observed,
+// what the prune limit is a share of. It is counted only when something
+// would be pruned: an idle pass builds no set of 10,000 paths for it.
+func (s *State) copies() int {
+	all := map[string]bool{}
+	if !s.ApplyOnly {
+		for path := range s.Committed {
+			all[path] = true
+		}
+		for path := range s.Unreadable {
+			if _, _, _, _, ok := s.Layout.ParseSecretPath(path); ok {
+				all[path] = true
+			}
+		}
+	}
+	if s.ClusterKnown {
+		for key := range s.Observed {
+			ns, name, _ := strings.Cut(key, "/")
+			all[s.Layout.SecretPath(s.Cluster, ns, name)] = true
+		}
+	}
+	return len(all)
+}
+
+// recordRef is a copy of rec for an Action to point at. Taking the
+// address of a loop's copy instead would put every record the loop meets
+// on the heap, not only the few acted on.
+func recordRef(rec committed.Certificate) *committed.Certificate { return &rec }
 
 func hasRecord(m map[string]committed.Certificate, path string) bool {
 	_, ok := m[path]

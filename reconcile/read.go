@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,11 +38,11 @@ type pass struct {
 	// checked against their metadata (false: not checked yet, or no key
 	// to check with); see verify.go.
 	verified map[string]bool
-	// gen, records and recordPaths are what parse read of the committed
-	// files (records by path, paths sorted), for the verification steps;
-	// decrypted counts the files those steps decrypted.
+	// gen is what parse read (the committed files' records and states by
+	// path, see generation) and recordPaths the committed files' paths,
+	// sorted, for the verification steps; decrypted counts the files
+	// those steps decrypted.
 	gen         *generation
-	records     map[string]cachedRecord
 	recordPaths []string
 	decrypted   int
 }
@@ -91,7 +92,6 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	p.state = State{
 		Now:             r.cfg.Clock(),
 		Cluster:         r.cfg.ClusterName,
-		Committed:       map[string]committed.Certificate{},
 		Unreadable:      map[string]error{},
 		Corrupt:         map[string]error{},
 		Accounts:        map[string][]string{},
@@ -170,36 +170,42 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		}
 	}
 	cache := r.cache.next(tree)
-	records, parts, fresh, err := cache.parse(ctx, layout, recordPaths, declPaths)
+	parts, fresh, err := cache.parse(ctx, layout, recordPaths, declPaths)
 	if err != nil {
 		return nil, err
 	}
 	r.cache.store(cache)
-	p.gen, p.records, p.recordPaths = cache, records, recordPaths
+	p.gen, p.recordPaths = cache, recordPaths
 	p.verified = make(map[string]bool, len(recordPaths))
 	for _, path := range recordPaths {
-		p.verified[path] = records[path].verified
+		p.verified[path] = cache.files[path].verified
 	}
 	r.verifyRecords(ctx, p, fresh)
+	p.state.Committed = cache.committed // shared with the cache: read only
 	for _, path := range recordPaths {
-		c := records[path]
-		if c.err != nil {
-			p.state.Unreadable[path] = c.err
-			p.problems = append(p.problems, c.err)
+		st := cache.files[path]
+		if st.err != nil {
+			p.state.Unreadable[path] = st.err
+			p.problems = append(p.problems, st.err)
 			continue
 		}
-		p.state.Committed[path] = c.rec
-		if c.corrupt != nil {
-			p.state.Corrupt[path] = c.corrupt
-			r.log.Warn("committed file failed verification; it will be repaired", "path", path, "error", c.corrupt)
+		if st.corrupt != nil {
+			p.state.Corrupt[path] = st.corrupt
+			r.log.Warn("committed file failed verification; it will be repaired", "path", path, "error", st.corrupt)
 		}
 	}
 	p.set = declared.Combine(parts)
+	cache.shareCertificates(declPaths, parts, p.set.Certificates)
 	p.state.RenewRequests = map[string]time.Time{}
 	for key, req := range p.requests {
 		p.state.RenewRequests[key] = req.RequestedAt
 	}
-	p.state.Certificates = r.deliver(p, conf, confErr)
+	// One key string per certificate for the maps keyed by it.
+	keys := make([]string, len(p.set.Certificates))
+	for i := range p.set.Certificates {
+		keys[i] = p.set.Certificates[i].Key()
+	}
+	p.state.Certificates = r.deliver(p, conf, confErr, keys)
 	p.state.KeystorePasswords = keystorePasswordHashes(tree, &p.set, p.state.Certificates)
 	p.state.Fingerprints = make(map[string]string, len(p.set.Certificates))
 	issuerDigests := map[*declared.Issuer]string{}
@@ -211,10 +217,10 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 			d = issuerDigest(iss)
 			issuerDigests[iss] = d
 		}
-		p.state.Fingerprints[c.Key()] = fingerprint(c.SpecHash(), d)
+		p.state.Fingerprints[keys[i]] = fingerprint(c.SpecHash(), d)
 	}
 	if lister, ok := enc.(RecipientLister); ok {
-		p.state.DesiredRecipients = map[string][]string{}
+		p.state.DesiredRecipients = make(map[string][]string, len(p.state.Committed)+len(p.state.Accounts))
 		paths := make([]string, 0, len(p.state.Committed)+len(p.state.Accounts))
 		for path := range p.state.Committed {
 			paths = append(paths, path)
@@ -222,11 +228,19 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 		for path := range p.state.Accounts {
 			paths = append(paths, path)
 		}
+		var last []string
 		for _, path := range paths {
 			want, err := lister.Recipients(path)
 			if err != nil {
 				p.problems = append(p.problems, fmt.Errorf("%s: recipients from %s: %w", path, SOPSConfigPath, err))
 				continue
+			}
+			// Most files want the same recipients: one slice serves
+			// them (the planner only reads it).
+			if slices.Equal(want, last) {
+				want = last
+			} else {
+				last = want
 			}
 			p.state.DesiredRecipients[path] = want
 		}
@@ -257,12 +271,23 @@ func (r *Reconciler) reuseIdle(tree Tree, observed []ObservedSecret) (*pass, boo
 	}
 	p := *last
 	p.tree, p.lastPlan, p.decrypted = tree, Plan{}, 0
+	// The parse cache reads the same commit through the new snapshot, so
+	// the old one (its index of every path) is not kept beside it.
+	p.gen.tree = tree
+	p.gen.hasher, _ = tree.(BlobHasher)
 	p.state.Now = r.cfg.Clock()
 	p.state.Failures = r.failureSnapshot()
 	p.state.Observed = observedState(observed)
 	p.state.Windows = nil
 	r.layout = p.state.Layout
 	return &p, true
+}
+
+// keepIdle keeps an idle pass for reuseIdle, without what the next pass
+// observes anew (the cluster's Secrets, one entry each).
+func (r *Reconciler) keepIdle(p *pass) {
+	p.state.Observed = nil
+	r.idle = p
 }
 
 // observedState is what the planner needs of the cluster's Secrets.
@@ -282,11 +307,13 @@ func observedState(observed []ObservedSecret) map[string]Observed {
 
 // deliver applies certsync.yaml's policy and resolves which clusters
 // receive each certificate (certsync.yaml and the certsync.io annotations)
-// into the pass's state, and returns the certificates that can be planned. A certificate whose delivery is wrong
-// is a problem of its own and is left out, like an invalid declaration;
-// when certsync.yaml itself is wrong, every certificate is left out:
-// guessing where keys go is worse than waiting for a fix.
-func (r *Reconciler) deliver(p *pass, conf settings.Settings, confErr error) []declared.Certificate {
+// into the pass's state, and returns the certificates that can be planned
+// (keys are the set's certificates' keys, in order). A certificate whose
+// delivery is wrong is a problem of its own and is left out, like an
+// invalid declaration; when certsync.yaml itself is wrong, every
+// certificate is left out: guessing where keys go is worse than waiting
+// for a fix.
+func (r *Reconciler) deliver(p *pass, conf settings.Settings, confErr error, keys []string) []declared.Certificate {
 	if confErr != nil {
 		p.problems = append(p.problems, fmt.Errorf("%w; no certificate is issued, copied or applied until it is fixed", confErr))
 		return nil
@@ -295,21 +322,42 @@ func (r *Reconciler) deliver(p *pass, conf settings.Settings, confErr error) []d
 		p.problems = append(p.problems, fmt.Errorf("this agent's cluster %q (--cluster) is not declared in %s (declared: %s): nothing is delivered to it, and nothing is pruned there",
 			r.cfg.ClusterName, settings.Path, strings.Join(conf.Names(), ", ")))
 	}
-	p.state.Targets = make(map[string][]string, len(p.set.Certificates))
-	out := make([]declared.Certificate, 0, len(p.set.Certificates))
-	for i := range p.set.Certificates {
-		c := &p.set.Certificates[i]
-		if err := conf.Allow(c); err != nil {
-			p.problems = append(p.problems, err) // nothing is ordered for it
-			continue
+	all := p.set.Certificates
+	p.state.Targets = make(map[string][]string, len(all))
+	// When every certificate can be planned (the usual case) the set's own
+	// slice is returned: a copy of 10,000 Certificates is ~7 MB. out is
+	// made once one is left out.
+	var out []declared.Certificate
+	var last []string
+	for i := range all {
+		c := &all[i]
+		err := conf.Allow(c) // nothing is ordered for it
+		var targets []string
+		if err == nil {
+			targets, err = conf.Targets(c, r.cfg.ClusterName)
 		}
-		targets, err := conf.Targets(c, r.cfg.ClusterName)
 		if err != nil {
 			p.problems = append(p.problems, err)
+			if out == nil {
+				out = make([]declared.Certificate, i, len(all)-1)
+				copy(out, all[:i])
+			}
 			continue
 		}
-		p.state.Targets[c.Key()] = targets
-		out = append(out, *c)
+		// Most certificates go to the same clusters: one slice serves
+		// them (the planner only reads it).
+		if slices.Equal(targets, last) {
+			targets = last
+		} else {
+			last = targets
+		}
+		p.state.Targets[keys[i]] = targets
+		if out != nil {
+			out = append(out, *c)
+		}
+	}
+	if out == nil {
+		return all
 	}
 	return out
 }

@@ -385,7 +385,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	stale := r.staleOwnClaim(st, res.Plan)
 	if opts.DryRun || (!res.Plan.HasChanges() && stale == nil) {
 		if !res.Plan.HasChanges() && stale == nil {
-			r.idle = st // the next pass on this head reads nothing again
+			r.keepIdle(st) // the next pass on this head reads nothing again
 		}
 		return res, nil
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/render"
 )
 
@@ -126,21 +128,21 @@ func (r *Reconciler) verifyRecords(ctx context.Context, p *pass, fresh int) {
 		return
 	}
 	r.loadVerified(ctx)
-	g, records := p.gen, p.records
+	g := p.gen
 	var todo []string // not checked, in path order
 	for _, path := range p.recordPaths {
-		c := records[path]
-		if c.err != nil || c.checked {
+		rec, st := g.record(path)
+		if st.err != nil || st.checked {
 			continue
 		}
-		if !c.rec.Encrypted { // plaintext: nothing to decrypt; planned as exposed
-			c.checked = true
-			p.setRecord(path, c)
+		if !rec.Encrypted { // plaintext: nothing to decrypt; planned as exposed
+			st.checked = true
+			p.setState(path, st)
 			continue
 		}
-		if s, ok := r.verify.stored[path]; ok && s.Blob != "" && s.Blob == g.blob(path) {
-			c.checked, c.verified = true, s.Verified
-			p.setRecord(path, c)
+		if s, ok := r.verify.stored[path]; ok && st.hashed && blobMatches(s.Blob, st.blob) {
+			st.checked, st.verified = true, s.Verified
+			p.setState(path, st)
 			continue
 		}
 		todo = append(todo, path)
@@ -206,7 +208,7 @@ func (r *Reconciler) verifyActedOn(ctx context.Context, p *pass, plan Plan) bool
 			continue // a Rerender verifies its source itself
 		}
 		path := a.source()
-		if c, ok := p.records[path]; ok && c.err == nil && !c.checked && !slices.Contains(todo, path) {
+		if st, ok := p.gen.files[path]; ok && st.err == nil && !st.checked && !slices.Contains(todo, path) {
 			todo = append(todo, path)
 		}
 	}
@@ -219,7 +221,7 @@ func (r *Reconciler) verifyActedOn(ctx context.Context, p *pass, plan Plan) bool
 	r.saveVerified(ctx, p, n)
 	corrupt := false
 	for _, path := range todo {
-		if err := p.records[path].corrupt; err != nil {
+		if err := p.gen.files[path].corrupt; err != nil {
 			p.state.Corrupt[path], corrupt = err, true
 			r.log.Warn("committed file failed verification; it will be repaired", "path", path, "error", err)
 		}
@@ -238,7 +240,7 @@ func (r *Reconciler) check(ctx context.Context, p *pass, paths []string) int {
 		i       int
 		content []byte
 	}
-	out := make([]cachedRecord, len(paths))
+	out := make([]fileState, len(paths))
 	jobs := make(chan job, 64)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(paths)) {
@@ -246,12 +248,14 @@ func (r *Reconciler) check(ctx context.Context, p *pass, paths []string) int {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				out[j.i] = checkRecord(ctx, p.enc, paths[j.i], j.content, out[j.i])
+				// Reads of the generation's records only: its states
+				// are written after the workers are done.
+				out[j.i] = checkRecord(ctx, p.enc, paths[j.i], j.content, p.gen.committed[paths[j.i]], out[j.i])
 			}
 		}()
 	}
 	for i, path := range paths {
-		out[i] = p.records[path]
+		out[i] = p.gen.files[path]
 		if ctx.Err() != nil {
 			continue
 		}
@@ -265,12 +269,12 @@ func (r *Reconciler) check(ctx context.Context, p *pass, paths []string) int {
 	wg.Wait()
 	n := 0
 	for i, path := range paths {
-		c := out[i]
-		if !c.checked {
+		st := out[i]
+		if !st.checked {
 			continue
 		}
 		n++
-		p.setRecord(path, c)
+		p.setState(path, st)
 	}
 	p.decrypted += n
 	return n
@@ -282,23 +286,23 @@ func (r *Reconciler) check(ctx context.Context, p *pass, paths []string) int {
 // file the agent has no key for is checked but left unverified, not
 // called corrupt: a missing key must never trigger orders. A pass being
 // stopped leaves the record unchecked.
-func checkRecord(ctx context.Context, enc Encrypter, path string, content []byte, c cachedRecord) cachedRecord {
+func checkRecord(ctx context.Context, enc Encrypter, path string, content []byte, rec committed.Certificate, st fileState) fileState {
 	s, err := openSecret(ctx, enc, path, content)
 	switch {
 	case ctx.Err() != nil:
-		return c
+		return st
 	case errors.Is(err, ErrNoKey):
 	case err != nil:
-		c.corrupt = err
+		st.corrupt = err
 	default:
-		if err := render.Verify(s, c.rec); err != nil {
-			c.corrupt = fmt.Errorf("%s: %w", path, err)
+		if err := render.Verify(s, rec); err != nil {
+			st.corrupt = fmt.Errorf("%s: %w", path, err)
 		} else {
-			c.verified = true
+			st.verified = true
 		}
 	}
-	c.checked = true
-	return c
+	st.checked = true
+	return st
 }
 
 // saveVerified saves what the pass's tree is known to hold, when it
@@ -315,12 +319,11 @@ func (r *Reconciler) saveVerified(ctx context.Context, p *pass, changed int) {
 	}
 	v.paths = len(p.recordPaths)
 	known := func(path string) (Checked, bool) {
-		c := p.records[path]
-		if c.err != nil || !c.checked || c.corrupt != nil || !c.rec.Encrypted {
+		rec, st := p.gen.record(path)
+		if st.err != nil || !st.checked || st.corrupt != nil || !rec.Encrypted || !st.hashed {
 			return Checked{}, false
 		}
-		blob := p.gen.blob(path)
-		return Checked{Blob: blob, Verified: c.verified}, blob != ""
+		return Checked{Blob: hex.EncodeToString(st.blob[:]), Verified: st.verified}, true
 	}
 	digest := checkedDigest(p.recordPaths, known)
 	if digest == v.saved && !v.dirty {
@@ -352,10 +355,17 @@ func checkedDigest(paths []string, known func(string) (Checked, bool)) string {
 	return string(h.Sum(nil))
 }
 
-// setRecord records what verification found for path in the pass and in
+// setState records what verification found for path in the pass and in
 // the parse cache, for the passes after it.
-func (p *pass) setRecord(path string, c cachedRecord) {
-	p.records[path] = c
-	p.verified[path] = c.verified
-	p.gen.remember(path, c)
+func (p *pass) setState(path string, st fileState) {
+	p.verified[path] = st.verified
+	p.gen.setState(path, st)
+}
+
+// blobMatches reports whether a VerifiedStore's blob id (hex) is id,
+// without building the hex string of every file a pass compares.
+func blobMatches(stored string, id BlobID) bool {
+	var buf [2 * len(BlobID{})]byte
+	hex.Encode(buf[:], id[:])
+	return string(buf[:]) == stored
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -25,13 +24,13 @@ import (
 // lets a Reconciler remember files between passes and processes.
 type hashedTree struct{ *memTree }
 
-func (t hashedTree) BlobHash(path string) (string, bool) {
+func (t hashedTree) BlobHash(path string) (BlobID, bool) {
 	b, ok := t.files[path]
 	if !ok {
-		return "", false
+		return BlobID{}, false
 	}
 	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:]), true
+	return BlobID(h[:len(BlobID{})]), true
 }
 
 // hashedRepo is memRepo handing out hashedTrees.
