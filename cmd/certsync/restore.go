@@ -136,10 +136,10 @@ func restoreSecrets(ctx context.Context, o *options, log *slog.Logger, createNS 
 // buffers), so how often it is collected is set by the room the heap gets:
 // the collector runs only when the heap reaches this budget, not at every
 // doubling of the live heap. With the start-up pages of the binary handed
-// back first, a restore of 10,000 Secrets took 6.0 CPU-seconds instead of
-// 6.9 and peaked at 128 MB RSS (86 MB anonymous) instead of 136
-// (BenchmarkRestore10k).
-const restoreMemoryBudget = 80 << 20
+// back first, a restore of 10,000 Secrets took 5.8 CPU-seconds instead of
+// 6.9 and peaked at 121 MB RSS (72 MB anonymous) instead of 136
+// (BenchmarkRestore10k; an 80 MB budget peaked at 149 MB for no gain).
+const restoreMemoryBudget = 64 << 20
 
 // capMemory sets the Go runtime's soft memory limit to what the process
 // uses now plus budget and leaves collections to that limit alone (GOGC
