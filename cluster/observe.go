@@ -60,6 +60,7 @@ func (c *Client) Observe(ctx context.Context, namespaces []string) ([]Observed, 
 		}
 	}
 	c.seen.prime()
+	c.seen.keepOnly(out)
 	if w != nil {
 		w.didList(time.Now())
 	}
@@ -168,6 +169,23 @@ func (v *verifiedVersions) forget(namespace, name string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	delete(v.versions, namespace+"/"+name)
+}
+
+// keepOnly forgets the Secrets a complete list did not report (deleted
+// since), so what is remembered, and carried to the next process (see
+// Seen), stays the size of what the cluster holds.
+func (v *verifiedVersions) keepOnly(listed []Observed) {
+	keep := make(map[string]bool, len(listed))
+	for _, o := range listed {
+		keep[o.Namespace+"/"+o.Name] = true
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for key := range v.versions {
+		if !keep[key] {
+			delete(v.versions, key)
+		}
+	}
 }
 
 func (v *verifiedVersions) primed() bool {

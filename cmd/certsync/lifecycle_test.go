@@ -178,6 +178,12 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("drift is repaired from Git", func(t *testing.T) {
+		// Each pass is a new process: it starts from what the last one saw
+		// of the cluster, so it lists metadata only and finds this edit
+		// by its new resourceVersion.
+		if seen, err := os.ReadFile(filepath.Join(b.dir, "clone", clusterSeenFile)); err != nil || !strings.Contains(string(seen), `"api/api-tls"`) {
+			t.Fatalf("what the last pass saw of the cluster was not kept: %v %s", err, seen)
+		}
 		s, _ := kc.CoreV1().Secrets("api").Get(ctx, "api-tls", metav1.GetOptions{})
 		s.Data[corev1.TLSCertKey] = []byte("tampered")
 		if _, err := kc.CoreV1().Secrets("api").Update(ctx, s, metav1.UpdateOptions{}); err != nil {

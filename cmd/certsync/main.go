@@ -64,7 +64,10 @@ func (c *cli) reconcileCommand() *cobra.Command {
 		Long: `Run one pass and exit: read the repository, order or renew what is due,
 commit the certificates SOPS-encrypted and push them, then apply this
 cluster's Secrets and prune those no longer declared. On SIGTERM no new
-order starts; orders in flight finish and are pushed (for up to 30s).`,
+order starts; orders in flight finish and are pushed (for up to 30s).
+
+Memory: as for certsync run, without GOMEMLIMIT the Go runtime's soft limit
+is 160 MiB (GOMEMLIMIT=off for none).`,
 		Example: examples(
 			"certsync reconcile --repo https://git.example.com/platform/certs.git --git-password-file /etc/certsync/token",
 			"certsync reconcile --repo ./certs --dry-run                 # the plan, nothing changed",
@@ -73,6 +76,13 @@ order starts; orders in flight finish and are pushed (for up to 30s).`,
 		Args: noArgs("the repository is --repo"),
 	}
 	cmd.RunE = c.action(&o, func(ctx context.Context, o *options, log *slog.Logger) int {
+		// A one-shot pass (a CronJob, a CI step) holds what the daemon's
+		// first pass does: the same memory limit, and the binary's
+		// start-up pages handed back before it (see settle).
+		if limit, set := applyDefaultMemoryLimit(); set {
+			log.Debug("Go memory limit: the agent's default (set GOMEMLIMIT to change it)", "bytes", limit)
+		}
+		settle(log)
 		res, err := reconcileOnce(ctx, o, c.getenv, log)
 		if res != nil {
 			printResult(c.stdout, res, o.DryRun, err)
@@ -225,6 +235,8 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		if o.watchCluster {
 			c.Watch(ctx, o.Namespaces) // until ctx ends: this build's passes
 		}
+		saveSeen, stop := primeSeen(ctx, c, o.cacheDir(), log), cleanup
+		cleanup = func() { saveSeen(); stop() }
 		cfg.Cluster = clusterApplier{c: c, namespaces: o.Namespaces}
 	}
 	rec, err := reconcile.New(cfg)
