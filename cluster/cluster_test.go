@@ -299,16 +299,7 @@ func BenchmarkObserve1k(b *testing.B) {
 func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	owner := Owner{Repository: "https://git.example/observe.git", Branch: "main", Cluster: "default"}
-	var gets, fullLists atomic.Int32
-	c := countingClient(t, owner, func(r *http.Request) {
-		switch {
-		case r.Method != http.MethodGet:
-		case strings.Contains(r.URL.Path, "/secrets/"):
-			gets.Add(1)
-		case strings.HasSuffix(r.URL.Path, "/secrets") && !strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
-			fullLists.Add(1)
-		}
-	})
+	c, gets, fullLists := readCountingClient(t, owner)
 	_, raw := client(t)
 	for _, name := range []string{"a-tls", "b-tls", "c-tls"} {
 		if err := c.Apply(ctx, tlsSecret(name)); err != nil {
@@ -353,6 +344,23 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	if !observe(t, restarted)["shop/b-tls"].Drifted {
 		t.Fatal("a new Client missed the drift")
 	}
+}
+
+// readCountingClient is a Client of owner that counts the Secrets it
+// reads one by one (gets) and its lists of Secrets with their data.
+func readCountingClient(t *testing.T, owner Owner) (c *Client, gets, fullLists *atomic.Int32) {
+	t.Helper()
+	gets, fullLists = new(atomic.Int32), new(atomic.Int32)
+	c = countingClient(t, owner, func(r *http.Request) {
+		switch {
+		case r.Method != http.MethodGet:
+		case strings.Contains(r.URL.Path, "/secrets/"):
+			gets.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/secrets") && !strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
+			fullLists.Add(1)
+		}
+	})
+	return c, gets, fullLists
 }
 
 // countingClient is a Client of owner that shows count every request it

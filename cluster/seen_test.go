@@ -2,9 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net/http"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,16 +44,7 @@ func TestPrimeCarriesSeenVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var gets, fullLists atomic.Int32
-	next := countingClient(t, owner, func(r *http.Request) {
-		switch {
-		case r.Method != http.MethodGet:
-		case strings.Contains(r.URL.Path, "/secrets/"):
-			gets.Add(1)
-		case strings.HasSuffix(r.URL.Path, "/secrets") && !strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
-			fullLists.Add(1)
-		}
-	})
+	next, gets, fullLists := readCountingClient(t, owner)
 	if id2, _ := next.Identity(ctx); id2 != id {
 		t.Fatalf("the same cluster has identities %q and %q", id, id2)
 	}

@@ -496,20 +496,27 @@ func buildCertsync(b *testing.B) string {
 // certificates over.
 const benchNamespaces = 50
 
+// cloneScale clones r into a new cache folder and returns its head.
+func cloneScale(b *testing.B, r *scaleRepo) (*gitsrc.Repo, *gitsrc.Snapshot) {
+	b.Helper()
+	repo, err := gitsrc.Open(context.Background(), gitsrc.Options{URL: r.bare, Branch: "main", Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := repo.Fetch(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return repo, snap
+}
+
 // writePlainSecrets decrypts every Secret committed in r into a directory
 // for kubectl: 00-namespaces.yaml (the Namespaces, first, as kubectl
 // applies files in name order), then one file per Secret.
 func writePlainSecrets(b *testing.B, r *scaleRepo) string {
 	b.Helper()
 	ctx := context.Background()
-	repo, err := gitsrc.Open(ctx, gitsrc.Options{URL: r.bare, Branch: "main", Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap, err := repo.Fetch(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, snap := cloneScale(b, r)
 	key, err := os.ReadFile(r.keyFile)
 	if err != nil {
 		b.Fatal(err)

@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/certsync/certsync/internal/memstat"
+	"github.com/certsync/certsync/internal/testbed"
 )
 
 // daemonPasses is how many passes the daemon makes before it is measured:
@@ -48,7 +48,7 @@ func benchDaemon(b *testing.B, bin string, args []string) {
 	if limit := os.Getenv("BENCH_GOMEMLIMIT"); limit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+limit)
 	}
-	var stderr lockedBuffer
+	var stderr testbed.Output
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -126,24 +126,6 @@ func benchDaemon(b *testing.B, bin string, args []string) {
 	})
 	report.Write(top)
 	b.Log("\n" + report.String())
-}
-
-// lockedBuffer is a child's stderr, read while the child writes it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // profileTotal reads the total of `go tool pprof -top` ("Showing nodes

@@ -181,14 +181,7 @@ func BenchmarkIssue9k(b *testing.B) {
 func declareCertificates(b *testing.B, r *scaleRepo, n int) string {
 	b.Helper()
 	ctx := context.Background()
-	repo, err := gitsrc.Open(ctx, gitsrc.Options{URL: r.bare, Branch: "main", Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap, err := repo.Fetch(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	repo, snap := cloneScale(b, r)
 	changes := make([]gitsrc.Change, 0, n)
 	for i := range n {
 		ns, name := fmt.Sprintf("ns%d", i%benchNamespaces), fmt.Sprintf("c%d", i)
