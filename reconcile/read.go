@@ -77,7 +77,19 @@ func (p *pass) has(path string) bool {
 // readState reads declarations and committed records from the tree. Only
 // plaintext is read: planning never needs a decryption key.
 func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []ObservedSecret) (*pass, error) {
-	if p, ok := r.reuseIdle(tree, observed); ok {
+	return r.readStateAwaiting(ctx, tree, func() ([]ObservedSecret, error) { return observed, nil })
+}
+
+// readStateAwaiting is readState while the cluster is still being listed:
+// it reads and parses the tree first and waits for the cluster's Secrets
+// (observed) only when it needs them, at the end.
+func (r *Reconciler) readStateAwaiting(ctx context.Context, tree Tree, observed func() ([]ObservedSecret, error)) (*pass, error) {
+	if p, ok := r.reuseIdle(tree); ok {
+		secrets, err := observed()
+		if err != nil {
+			return nil, err
+		}
+		p.state.Observed = observedState(secrets)
 		return p, nil
 	}
 	sopsConfig, err := tree.ReadFile(SOPSConfigPath)
@@ -252,7 +264,11 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 	for _, prob := range p.problems {
 		p.state.PruneBlockers = append(p.state.PruneBlockers, prob.Error())
 	}
-	p.state.Observed = observedState(observed)
+	secrets, err := observed()
+	if err != nil {
+		return nil, err
+	}
+	p.state.Observed = observedState(secrets)
 	return p, nil
 }
 
@@ -263,7 +279,7 @@ func (r *Reconciler) readState(ctx context.Context, tree Tree, observed []Observ
 // nothing but what moves without a commit: the time, the backoff state
 // and the cluster. Files still waiting for verification keep every pass
 // reading, so the budget goes on through them.
-func (r *Reconciler) reuseIdle(tree Tree, observed []ObservedSecret) (*pass, bool) {
+func (r *Reconciler) reuseIdle(tree Tree) (*pass, bool) {
 	last := r.idle
 	r.idle = nil // set again by Reconcile if this pass is idle too
 	if last == nil || tree.Commit() == "" || tree.Commit() != last.tree.Commit() || r.verify.waiting > 0 {
@@ -277,7 +293,6 @@ func (r *Reconciler) reuseIdle(tree Tree, observed []ObservedSecret) (*pass, boo
 	p.gen.hasher, _ = tree.(BlobHasher)
 	p.state.Now = r.cfg.Clock()
 	p.state.Failures = r.failureSnapshot()
-	p.state.Observed = observedState(observed)
 	p.state.Windows = nil
 	r.layout = p.state.Layout
 	return &p, true

@@ -352,14 +352,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, opts Options) (*Result, erro
 	if err != nil {
 		return res, fmt.Errorf("fetch repository: %w", err)
 	}
-	observed, err := r.observe(ctx)
+	// The cluster is listed while the tree is read: the API server's work
+	// (10,000 Secrets' metadata for a new process) overlaps the parsing.
+	observed := r.observeAsync(ctx)
+	st, err := r.readStateAwaiting(ctx, tree, observed)
+	_, oerr := observed()
 	if r.cfg.Cluster != nil {
-		res.APIServer.note(ctx, err)
+		res.APIServer.note(ctx, oerr)
 	}
-	if err != nil {
-		return res, err
+	if oerr != nil {
+		return res, oerr
 	}
-	st, err := r.readState(ctx, tree, observed)
 	if err != nil {
 		return res, err
 	}
@@ -504,6 +507,21 @@ func (r *Reconciler) forgetCarried() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.carried = nil
+}
+
+// observeAsync starts observe and returns what waits for its result.
+func (r *Reconciler) observeAsync(ctx context.Context) func() ([]ObservedSecret, error) {
+	done := make(chan struct{})
+	var secrets []ObservedSecret
+	var err error
+	go func() {
+		defer close(done)
+		secrets, err = r.observe(ctx)
+	}()
+	return func() ([]ObservedSecret, error) {
+		<-done
+		return secrets, err
+	}
 }
 
 func (r *Reconciler) observe(ctx context.Context) ([]ObservedSecret, error) {
