@@ -23,6 +23,7 @@ func TestDefaultMemoryLimit(t *testing.T) {
 		wantSets bool
 	}{
 		{name: "unset", startAt: 1 << 62, want: DefaultMemoryLimit, wantSets: true},
+		{name: "empty, as unset", env: ptr(""), startAt: 1<<63 - 1, want: DefaultMemoryLimit, wantSets: true},
 		{name: "operator's limit", env: ptr("300MiB"), startAt: 300 << 20, want: 300 << 20},
 		{name: "off", env: ptr("off"), startAt: 1<<63 - 1, want: 1<<63 - 1},
 	} {

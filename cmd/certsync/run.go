@@ -265,7 +265,8 @@ const DefaultMemoryLimit = 160 << 20
 // names a limit (the runtime has applied it already), and reports the
 // limit and whether it set it.
 func applyDefaultMemoryLimit() (int64, bool) {
-	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+	// Empty is unset, for the runtime too (a manifest's `value: ""`).
+	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok && v != "" {
 		return debug.SetMemoryLimit(-1), false
 	}
 	debug.SetMemoryLimit(DefaultMemoryLimit)
