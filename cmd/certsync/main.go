@@ -79,9 +79,7 @@ is 160 MiB (GOMEMLIMIT=off for none).`,
 		// A one-shot pass (a CronJob, a CI step) holds what the daemon's
 		// first pass does: the same memory limit, and the binary's
 		// start-up pages handed back before it (see settle).
-		if limit, set := applyDefaultMemoryLimit(); set {
-			log.Debug("Go memory limit: the agent's default (set GOMEMLIMIT to change it)", "bytes", limit)
-		}
+		limitMemory(log)
 		settle(log)
 		res, err := reconcileOnce(ctx, o, c.getenv, log)
 		if res != nil {

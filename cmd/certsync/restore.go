@@ -22,7 +22,6 @@ import (
 
 	"github.com/certsync/certsync/cluster"
 	"github.com/certsync/certsync/committed"
-	"github.com/certsync/certsync/internal/pageout"
 	"github.com/certsync/certsync/reconcile"
 	"github.com/certsync/certsync/restore"
 	"github.com/certsync/certsync/settings"
@@ -75,9 +74,7 @@ func restoreSecrets(ctx context.Context, o *options, log *slog.Logger, createNS 
 	// The binary's pages only start-up touched go back to the kernel, and
 	// the room they leave goes to the heap: decryption's garbage is then
 	// collected less often (see restoreMemoryBudget).
-	if _, err := pageout.Executable(); err != nil {
-		log.Debug("start-up pages of the binary not handed back", "error", err)
-	}
+	settle(log)
 	defer capMemory(restoreMemoryBudget)()
 	repo, err := openRepo(ctx, o, getenv, log)
 	if err != nil {

@@ -70,9 +70,7 @@ rewrites FILE with a heap profile after each pass.`,
 			return exitUsage
 		}
 		o.watchCluster = true
-		if limit, set := applyDefaultMemoryLimit(); set {
-			log.Debug("Go memory limit: the agent's default (set GOMEMLIMIT to change it)", "bytes", limit)
-		}
+		limitMemory(log)
 		if err := runDaemon(ctx, o, &d, c.getenv, log); err != nil {
 			log.Error("certsync run stopped", "error", err)
 			return exitFail
@@ -260,6 +258,14 @@ func passes(leading, shutdown context.Context, rec *reconcile.Reconciler, o *opt
 // works, the collector then taking up to half a core during passes; give
 // such an agent a larger GOMEMLIMIT (GOMEMLIMIT=off: no limit).
 const DefaultMemoryLimit = 160 << 20
+
+// limitMemory applies the agent's default memory limit (see
+// DefaultMemoryLimit) and logs it when it is the default.
+func limitMemory(log *slog.Logger) {
+	if limit, set := applyDefaultMemoryLimit(); set {
+		log.Debug("Go memory limit: the agent's default (set GOMEMLIMIT to change it)", "bytes", limit)
+	}
+}
 
 // applyDefaultMemoryLimit sets DefaultMemoryLimit unless the environment
 // names a limit (the runtime has applied it already), and reports the

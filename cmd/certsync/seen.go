@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/certsync/certsync/cluster"
@@ -36,50 +33,20 @@ func primeSeen(ctx context.Context, c *cluster.Client, dir string, log *slog.Log
 		log.Debug("what was seen of the cluster is not kept across runs", "error", err)
 		return func() {}
 	}
-	path := filepath.Join(dir, clusterSeenFile)
+	const what = "what was seen of the cluster"
 	var kept seenFile
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &kept); err == nil && kept.Format == seenFormat && kept.Cluster == id {
-			c.Prime(kept.Versions)
-		} else {
-			log.Info("ignoring what a previous run saw of the cluster: another cluster, or an unreadable file", "file", path)
-		}
+	if err := loadState(dir, clusterSeenFile, what, &kept); err != nil || (kept.Versions != nil && (kept.Format != seenFormat || kept.Cluster != id)) {
+		log.Info("ignoring what a previous run saw of the cluster: another cluster, or an unreadable file", "file", filepath.Join(dir, clusterSeenFile), "error", err)
+	} else if kept.Versions != nil {
+		c.Prime(kept.Versions)
 	}
 	return func() {
 		versions := c.Seen()
 		if versions == nil {
 			return
 		}
-		if err := writeSeen(path, seenFile{Format: seenFormat, Cluster: id, Versions: versions}); err != nil {
+		if err := saveState(dir, clusterSeenFile, what, seenFile{Format: seenFormat, Cluster: id, Versions: versions}); err != nil {
 			log.Warn("what was seen of the cluster not kept; the next run lists every Secret with its data", "error", err)
 		}
 	}
-}
-
-// writeSeen replaces path atomically: a crash leaves the old file or the
-// new one, never half of one.
-func writeSeen(path string, f seenFile) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("keep what was seen of the cluster: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("keep what was seen of the cluster: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keep what was seen of the cluster: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keep what was seen of the cluster: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keep what was seen of the cluster: %w", err)
-	}
-	return nil
 }
