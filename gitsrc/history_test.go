@@ -89,7 +89,7 @@ func (r *remote) commit(branch, msg string, files map[string]string) string {
 func (r *remote) head(branch string) string { return r.git(r.bare, "rev-parse", branch) }
 
 // noise is incompressible content, as SOPS ciphertexts are.
-func noise(t *testing.T, n int) string {
+func noise(t testing.TB, n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)

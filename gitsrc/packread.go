@@ -110,24 +110,34 @@ func (p *packReader) readAt(f *os.File, offset int64) ([]byte, bool, error) {
 		in = &inflater{}
 	}
 	defer p.inflater.Put(in)
-	in.src = io.NewSectionReader(f, offset+int64(used), 1<<62)
+	content, err := in.inflate(f, offset+int64(used), size)
+	if err != nil {
+		return nil, false, err
+	}
+	return content, true, nil
+}
+
+// inflate reads size inflated bytes of the zlib stream at offset of f.
+func (in *inflater) inflate(f *os.File, offset, size int64) ([]byte, error) {
+	in.src = io.NewSectionReader(f, offset, 1<<62)
 	if in.buf == nil {
 		in.buf = bufio.NewReaderSize(in.src, 4096)
 	} else {
 		in.buf.Reset(in.src)
 	}
+	var err error
 	if in.z == nil {
 		if in.z, err = zlib.NewReader(in.buf); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	} else if err := in.z.(zlib.Resetter).Reset(in.buf, nil); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	content := make([]byte, size)
 	if _, err := io.ReadFull(in.z, content); err != nil {
-		return nil, false, fmt.Errorf("inflate %d bytes: %w", size, err)
+		return nil, fmt.Errorf("inflate %d bytes: %w", size, err)
 	}
-	return content, true, nil
+	return content, nil
 }
 
 // maxBlob bounds what is read into memory in one piece here.

@@ -149,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	// go-git caches up to 96 MiB of objects by default; certsync reads each
 	// blob once per pass, so a small cache keeps the agent's memory flat.
-	storage := filesystem.NewStorage(osfs.New(opts.Dir), cache.NewObjectLRU(objectCacheSize))
+	storage := newCloneStorage(filesystem.NewStorage(osfs.New(opts.Dir), cache.NewObjectLRU(objectCacheSize)), opts.Dir, log)
 	r.packs = newPackReader(opts.Dir)
 	r.repo, err = git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
