@@ -8,6 +8,8 @@ import (
 	sops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/stores"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/certsync/certsync/internal/blockyaml"
 )
 
 // sops' YAML store parses every file twice: once into a map, only so that
@@ -21,8 +23,8 @@ import (
 // by their additional data), and the tests compare it with sops' reading.
 func loadEncrypted(in []byte) (sops.Tree, error) {
 	var branches sops.TreeBranches
-	if root, err := parseBlockYAML(in); err == nil {
-		branch, err := nodeBranch(root)
+	if doc, err := blockyaml.Parse(in); err == nil && !hasComments(doc) {
+		branch, err := nodeBranch(doc.Content[0])
 		if err != nil {
 			return sops.Tree{}, err
 		}
