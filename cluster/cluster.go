@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/transport"
 	"k8s.io/client-go/util/csaupgrade"
 )
 
@@ -146,6 +147,9 @@ func NewForConfig(cfg *rest.Config, owner Owner) (*Client, error) {
 	typed := rest.CopyConfig(cfg)
 	typed.ContentType = runtime.ContentTypeProtobuf
 	typed.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	// The metadata list reads its pages itself and needs their headers
+	// (see eachListed).
+	typed.WrapTransport = transport.Wrappers(typed.WrapTransport, recordResponseHead)
 	cs, err := kubernetes.NewForConfig(typed)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

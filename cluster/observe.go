@@ -16,7 +16,6 @@ import (
 // data stays in this package.
 type Observed struct {
 	Namespace, Name string
-	Labels          map[string]string
 	// Annotations are certsync's own (certsync.io/…).
 	Annotations map[string]string
 	// Drifted: the data no longer matches what certsync applied.
@@ -85,40 +84,30 @@ func (c *Client) listFull(ctx context.Context, ns string, out []Observed) ([]Obs
 	}
 }
 
-// listMetadata lists the owned Secrets of ns without their data, reading
-// in full those changed since certsync last saw them match.
-func (c *Client) listMetadata(ctx context.Context, ns string, out []Observed) ([]Observed, error) {
-	opts := metav1.ListOptions{LabelSelector: c.selector(), Limit: 500}
-	for {
-		list, err := c.meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list Secrets (metadata): %w", scrub(err))
-		}
-		for i := range list.Items {
-			if out, err = c.observeMetadata(ctx, &list.Items[i], out); err != nil {
-				return nil, err
-			}
-		}
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
-	}
+// observeMetadata adds the Secret m describes (from the watch) to out; see
+// observeListed.
+func (c *Client) observeMetadata(ctx context.Context, m *metav1.PartialObjectMetadata, out []Observed) ([]Observed, error) {
+	return c.observeListed(ctx, listedOf(m), out)
 }
 
-// observeMetadata adds the Secret m describes to out: from its metadata
+// listedOf is what Observe needs of m.
+func listedOf(m *metav1.PartialObjectMetadata) listedMeta {
+	return listedMeta{namespace: m.Namespace, name: m.Name, resourceVersion: m.ResourceVersion, annotations: ownAnnotations(m.Annotations)}
+}
+
+// observeListed adds the Secret m describes to out: from its metadata
 // when certsync saw its data match at this resourceVersion, else read in
 // full.
-func (c *Client) observeMetadata(ctx context.Context, m *metav1.PartialObjectMetadata, out []Observed) ([]Observed, error) {
-	if c.seen.matches(m.Namespace, m.Name, m.ResourceVersion) {
-		return append(out, Observed{Namespace: m.Namespace, Name: m.Name, Labels: m.Labels, Annotations: ownAnnotations(m.Annotations)}), nil
+func (c *Client) observeListed(ctx context.Context, m listedMeta, out []Observed) ([]Observed, error) {
+	if c.seen.matches(m.namespace, m.name, m.resourceVersion) {
+		return append(out, Observed{Namespace: m.namespace, Name: m.name, Annotations: m.annotations}), nil
 	}
-	s, err := c.cs.CoreV1().Secrets(m.Namespace).Get(ctx, m.Name, metav1.GetOptions{})
+	s, err := c.cs.CoreV1().Secrets(m.namespace).Get(ctx, m.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return out, nil // deleted since the list
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get Secret %s/%s: %w", m.Namespace, m.Name, scrub(err))
+		return nil, fmt.Errorf("get Secret %s/%s: %w", m.namespace, m.name, scrub(err))
 	}
 	return append(out, c.observe(s)), nil
 }
@@ -126,7 +115,7 @@ func (c *Client) observeMetadata(ctx context.Context, m *metav1.PartialObjectMet
 // observe is s as Observe reports it, remembered when it matches.
 func (c *Client) observe(s *corev1.Secret) Observed {
 	return Observed{
-		Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, Annotations: ownAnnotations(s.Annotations),
+		Namespace: s.Namespace, Name: s.Name, Annotations: ownAnnotations(s.Annotations),
 		Drifted: !c.seen.remember(s),
 	}
 }
