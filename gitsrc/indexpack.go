@@ -2,7 +2,6 @@ package gitsrc
 
 import (
 	"bytes"
-	"compress/zlib"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/klauspost/compress/zlib"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/sync/errgroup"

@@ -2,7 +2,6 @@ package gitsrc
 
 import (
 	"bufio"
-	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/zlib"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
@@ -42,7 +43,11 @@ type openPack struct {
 }
 
 // inflater is a zlib reader and the buffer it reads through, reused from
-// one object to the next: a new zlib reader is ~40 KB of tables.
+// one object to the next: a new zlib reader is ~40 KB of tables. The
+// reader is klauspost/compress's (already in the module graph through the
+// SDKs sops links): reading the 20,000 files of 10,000 certificates, its
+// inflate took 0.1 CPU-s less than the standard library's, a tenth of a
+// one-shot pass.
 type inflater struct {
 	src *io.SectionReader
 	buf *bufio.Reader

@@ -184,6 +184,10 @@ func (r *Repo) readBlob(h plumbing.Hash) ([]byte, error) {
 	if content, ok, err := r.packs.read(h); ok && err == nil {
 		return content, nil
 	}
+	// go-git's object storage does not promise concurrent reads (passes
+	// and restores read files from several goroutines): one at a time.
+	r.gitReads.Lock()
+	defer r.gitReads.Unlock()
 	b, err := r.repo.BlobObject(h)
 	if err != nil {
 		return nil, err

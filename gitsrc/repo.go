@@ -97,6 +97,8 @@ type Repo struct {
 	headsMu   sync.Mutex
 	heads     map[plumbing.Hash]bool
 	headOrder []plumbing.Hash
+	// gitReads serialises the blob reads that go to go-git (see readBlob).
+	gitReads sync.Mutex
 }
 
 const (

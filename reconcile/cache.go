@@ -150,17 +150,17 @@ func (g *generation) reuseDecls(path string, blob BlobID, hashed bool) (declared
 // previous pass's.
 func (g *generation) parse(ctx context.Context, layout committed.Layout, recordPaths, declPaths []string) (decls []declared.Set, fresh int, err error) {
 	type job struct {
-		i       int
-		path    string
-		decl    bool
-		blob    BlobID
-		hashed  bool
-		content []byte
+		i      int
+		path   string
+		decl   bool
+		blob   BlobID
+		hashed bool
 	}
 	g.committed = make(map[string]committed.Certificate, len(recordPaths))
 	g.files = make(map[string]fileState, len(recordPaths))
 	g.decls = make(map[string]cachedDecls, len(declPaths))
 	decls = make([]declared.Set, len(declPaths))
+	declErrs := make([]error, len(declPaths))
 	// Workers put each record straight into the generation's maps (one
 	// lock, short): a slice of every record beside the maps would hold
 	// them twice while a cold pass reads 10,000 files.
@@ -173,6 +173,10 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 		}
 		g.files[path] = st
 	}
+	// The workers read the files too, not only parse them: reading
+	// (inflating each blob from the pack) is a third of a cold pass, and
+	// one goroutine feeding it to the others was the pass's critical
+	// path (0.6-0.7 s of a one-shot pass over 10,000 certificates).
 	jobs := make(chan job, 64)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -180,11 +184,20 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				content, err := g.tree.ReadFile(j.path)
 				if j.decl {
-					decls[j.i] = declared.ParseFile(declared.File{Path: j.path, Content: j.content})
+					if err != nil {
+						declErrs[j.i] = fmt.Errorf("read %s: %w", j.path, err)
+						continue
+					}
+					decls[j.i] = declared.ParseFile(declared.File{Path: j.path, Content: content})
 					continue
 				}
-				rec, err := layout.Read(j.path, j.content)
+				if err != nil {
+					put(j.path, committed.Certificate{}, fileState{blob: j.blob, hashed: j.hashed, err: fmt.Errorf("read %s: %w", j.path, err)})
+					continue
+				}
+				rec, err := layout.Read(j.path, content)
 				put(j.path, rec, fileState{blob: j.blob, hashed: j.hashed, err: err})
 			}
 		}()
@@ -203,12 +216,7 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 				continue
 			}
 			fresh++
-			content, err := g.tree.ReadFile(path)
-			if err != nil {
-				put(path, committed.Certificate{}, fileState{blob: blob, hashed: hashed, err: fmt.Errorf("read %s: %w", path, err)})
-				continue
-			}
-			jobs <- job{path: path, blob: blob, hashed: hashed, content: content}
+			jobs <- job{path: path, blob: blob, hashed: hashed}
 		}
 		for i, path := range declPaths {
 			if err := ctx.Err(); err != nil {
@@ -219,16 +227,17 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 				decls[i] = s
 				continue
 			}
-			content, err := g.tree.ReadFile(path)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", path, err)
-			}
-			jobs <- job{i: i, path: path, decl: true, content: content}
+			jobs <- job{i: i, path: path, decl: true}
 		}
 		return nil
 	}
 	err = feed()
 	wg.Wait()
+	if err == nil {
+		// The first unreadable manifest in path order, as when one
+		// goroutine read them in turn.
+		err = firstError(declErrs)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -238,6 +247,16 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 		}
 	}
 	return decls, fresh, nil
+}
+
+// firstError is the first non-nil error of errs, or nil.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // shareCertificates points the cached declarations of each file at their

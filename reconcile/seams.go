@@ -17,7 +17,9 @@ type Tree interface {
 	Commit() string
 	// Paths lists every file, sorted.
 	Paths() []string
-	// ReadFile returns a file's content; fs.ErrNotExist when absent.
+	// ReadFile returns a file's content; fs.ErrNotExist when absent. It
+	// must be safe for concurrent use: a pass reads files from several
+	// goroutines.
 	ReadFile(path string) ([]byte, error)
 }
 
