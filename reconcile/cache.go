@@ -48,6 +48,9 @@ type generation struct {
 	// decls are the declarations of each manifest file, by path; their
 	// Certificates share the pass's combined set (see shareCertificates).
 	decls map[string]cachedDecls
+	// stored are the records an earlier process saved (RecordStore), for
+	// the first generation of this one, which has no prev.
+	stored StoredRecords
 }
 
 // fileState is what parsing and verifying one committed file found.
@@ -115,8 +118,18 @@ func (g *generation) setState(path string, st fileState) {
 // the file's blob did not change.
 func (g *generation) reuseRecord(path string, blob BlobID, hashed bool) bool {
 	prev := g.prev
-	if prev == nil || !hashed {
+	if !hashed {
 		return false
+	}
+	if prev == nil {
+		// A new process: what an earlier one read (see RecordStore),
+		// whose records committed starts from.
+		if stored, ok := g.stored.Blobs[path]; !ok || stored != blob {
+			delete(g.committed, path) // read again, or unreadable now
+			return false
+		}
+		g.files[path] = fileState{blob: blob, hashed: true}
+		return true
 	}
 	st, ok := prev.files[path]
 	if !ok || !st.hashed || st.blob != blob {
@@ -156,7 +169,10 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 		blob   BlobID
 		hashed bool
 	}
-	g.committed = make(map[string]committed.Certificate, len(recordPaths))
+	g.committed = g.stored.Records
+	if g.committed == nil {
+		g.committed = make(map[string]committed.Certificate, len(recordPaths))
+	}
 	g.files = make(map[string]fileState, len(recordPaths))
 	g.decls = make(map[string]cachedDecls, len(declPaths))
 	decls = make([]declared.Set, len(declPaths))
@@ -233,6 +249,15 @@ func (g *generation) parse(ctx context.Context, layout committed.Layout, recordP
 	}
 	err = feed()
 	wg.Wait()
+	if g.stored.Records != nil {
+		// Adopted records of files no longer in the tree.
+		for path := range g.committed {
+			if _, ok := g.files[path]; !ok {
+				delete(g.committed, path)
+			}
+		}
+		g.stored = StoredRecords{}
+	}
 	if err == nil {
 		// The first unreadable manifest in path order, as when one
 		// goroutine read them in turn.

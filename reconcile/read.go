@@ -182,11 +182,15 @@ func (r *Reconciler) readStateAwaiting(ctx context.Context, tree Tree, observed 
 		}
 	}
 	cache := r.cache.next(tree)
+	if cache.prev == nil {
+		cache.stored = r.storedRecords(ctx, layout)
+	}
 	parts, fresh, err := cache.parse(ctx, layout, recordPaths, declPaths)
 	if err != nil {
 		return nil, err
 	}
 	r.cache.store(cache)
+	r.saveRecords(ctx, cache, layout, fresh)
 	p.gen, p.recordPaths = cache, recordPaths
 	p.verified = make(map[string]bool, len(recordPaths))
 	for _, path := range recordPaths {

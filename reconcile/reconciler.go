@@ -76,6 +76,10 @@ type Config struct {
 	// agent's current keys. Default: nil, remembered by this Reconciler
 	// only.
 	VerifiedStore VerifiedStore
+	// RecordStore remembers the records of the committed files across
+	// processes, so a new process reads only the files that changed.
+	// Default: nil, remembered by this Reconciler only.
+	RecordStore RecordStore
 	// Agent names this agent in its order claims (see committed.Claim).
 	// It must differ between agents writing to one repository and should
 	// stay the same across restarts of one agent, so a restarted agent
@@ -123,6 +127,7 @@ type Reconciler struct {
 	failures map[string]Failure
 	windows  map[string]Window // polled renewal windows by path (ARI)
 	cache    parseCache
+	records  recordMemory
 	verify   verifier // passes run one at a time
 	// idle is the state read by the last pass when it had nothing to do;
 	// see reuseIdle.

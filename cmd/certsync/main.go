@@ -39,6 +39,7 @@ import (
 	"github.com/certsync/certsync/cluster"
 	"github.com/certsync/certsync/encrypt"
 	"github.com/certsync/certsync/gitsrc"
+	"github.com/certsync/certsync/internal/recordstore"
 	"github.com/certsync/certsync/internal/verifystore"
 	"github.com/certsync/certsync/issuer/acme"
 	"github.com/certsync/certsync/reconcile"
@@ -67,7 +68,9 @@ cluster's Secrets and prune those no longer declared. On SIGTERM no new
 order starts; orders in flight finish and are pushed (for up to 30s).
 
 Memory: as for certsync run, without GOMEMLIMIT the Go runtime's soft limit
-is 160 MiB (GOMEMLIMIT=off for none).`,
+is 160 MiB (GOMEMLIMIT=off for none); without GOGC the collector runs when
+the heap grew by 60% (GOGC=100 is Go's default), which keeps the pass's peak
+down for a little CPU.`,
 		Example: examples(
 			"certsync reconcile --repo https://git.example.com/platform/certs.git --git-password-file /etc/certsync/token",
 			"certsync reconcile --repo ./certs --dry-run                 # the plan, nothing changed",
@@ -80,6 +83,7 @@ is 160 MiB (GOMEMLIMIT=off for none).`,
 		// first pass does: the same memory limit, and the binary's
 		// start-up pages handed back before it (see settle).
 		limitMemory(log)
+		collectSooner(log)
 		settle(log)
 		res, err := reconcileOnce(ctx, o, c.getenv, log)
 		if res != nil {
@@ -212,6 +216,9 @@ func build(ctx context.Context, o *options, getenv func(string) string, log *slo
 		VerifyCommitted: len(identities) > 0,
 		VerifyPerPass:   o.VerifyPerPass,
 		VerifiedStore:   verifiedStore(o.cacheDir(), identities, log),
+		// What was read from the committed files, next to the clone: a
+		// new process reads only the files that changed since.
+		RecordStore: recordstore.New(filepath.Join(o.cacheDir(), recordStoreFile)),
 	}
 	if o.DryRun {
 		cfg.VerifyPerPass = -1
@@ -340,6 +347,10 @@ func serveHTTP01(addr string, h http.Handler, log *slog.Logger) (func(), error) 
 // clone's folder: they are only worth what the clone is (gitsrc keeps its
 // certsync_remote_heads there too).
 const verifiedStoreFile = "certsync_verified"
+
+// recordStoreFile keeps the records read from the committed files (see
+// internal/recordstore), in the clone's folder too.
+const recordStoreFile = "certsync_records"
 
 // verifiedStore keeps what the agent verified in its cache folder, scoped
 // to the recipients of its identities. nil (verified again by each

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -44,6 +45,38 @@ func TestDefaultMemoryLimit(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOneShotGCPercent: `certsync reconcile` collects at OneShotGCPercent
+// only when the operator's environment names no GOGC.
+func TestOneShotGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	for _, tc := range []struct {
+		name    string
+		env     *string
+		startAt int // what the runtime took from the environment
+		want    int
+	}{
+		{name: "unset", startAt: 100, want: OneShotGCPercent},
+		{name: "empty, as unset", env: ptr(""), startAt: 100, want: OneShotGCPercent},
+		{name: "operator's", env: ptr("200"), startAt: 200, want: 200},
+		{name: "off", env: ptr("off"), startAt: -1, want: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != nil {
+				t.Setenv("GOGC", *tc.env)
+			} else {
+				t.Setenv("GOGC", "")
+				os.Unsetenv("GOGC")
+			}
+			debug.SetGCPercent(tc.startAt)
+			set := collectSooner(slog.New(slog.DiscardHandler))
+			if got := debug.SetGCPercent(tc.startAt); got != tc.want || set != (tc.want == OneShotGCPercent && tc.startAt != OneShotGCPercent) {
+				t.Errorf("GOGC %d (set %v), want %d", got, set, tc.want)
+			}
+		})
+	}
+}
 
 // TestWriteHeapProfile: the profile is written whole (a gzip stream that
 // reads to its end) and replaces the previous one, leaving no temporary
