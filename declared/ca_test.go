@@ -94,15 +94,7 @@ metadata: {name: root-ca}
 spec:
   ca: {secretName: root-ca}
 ---
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: le}
-spec:
-  acme:
-    server: https://acme.example/dir
-    privateKeySecretRef: {name: le-account}
-    solvers: [{http01: {}}]
-`
+` + flowIssuer
 
 func TestIsCACertificates(t *testing.T) {
 	cert := func(issuer, spec string) string {
