@@ -1,9 +1,10 @@
 package declared
 
 import (
-	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/certsync/certsync/internal/benchdata"
 )
 
 // benchFiles are n Certificates as the scale benchmarks write them
@@ -11,16 +12,8 @@ import (
 func benchFiles(n int) []File {
 	files := make([]File, n)
 	for i := range files {
-		ns, name := fmt.Sprintf("ns%d", i%50), fmt.Sprintf("c%d", i)
-		files[i] = File{Path: fmt.Sprintf("certificates/%s/%s.yaml", ns, name), Content: fmt.Appendf(nil, `apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: %s, namespace: %s}
-spec:
-  secretName: %s-tls
-  dnsNames: [%s.%s.bench.test]
-  privateKey: {algorithm: ECDSA}
-  issuerRef: {name: le, kind: ClusterIssuer}
-`, name, ns, name, name, ns)}
+		path, _, _, manifest := benchdata.Certificate(i, "")
+		files[i] = File{Path: path, Content: manifest}
 	}
 	return files
 }

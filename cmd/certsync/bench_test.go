@@ -34,6 +34,7 @@ import (
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/encrypt"
 	"github.com/certsync/certsync/gitsrc"
+	"github.com/certsync/certsync/internal/benchdata"
 	"github.com/certsync/certsync/internal/testbed"
 	"github.com/certsync/certsync/issuer"
 	"github.com/certsync/certsync/pki"
@@ -86,19 +87,9 @@ spec:
 	}
 	now := time.Now()
 	for i := range n {
-		ns, name := fmt.Sprintf("ns%d", i%50), fmt.Sprintf("c%d", i)
-		manifest := fmt.Sprintf(`apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: %s, namespace: %s}
-spec:
-  secretName: %s-tls
-  dnsNames: [%s.%s.bench.test]
-  privateKey: {algorithm: ECDSA}
-  issuerRef: {name: le, kind: ClusterIssuer}
-`, name, ns, name, name, ns)
-		src := fmt.Sprintf("certificates/%s/%s.yaml", ns, name)
-		changes = append(changes, gitsrc.Change{Path: src, Content: []byte(manifest)})
-		set := declared.ParseFile(declared.File{Path: src, Content: []byte(manifest)})
+		src, ns, _, manifest := benchdata.Certificate(i, "")
+		changes = append(changes, gitsrc.Change{Path: src, Content: manifest})
+		set := declared.ParseFile(declared.File{Path: src, Content: manifest})
 		c := &set.Certificates[0]
 		key, _ := pki.GenerateKey(c.PrivateKey)
 		notAfter := now.Add(90 * 24 * time.Hour)
@@ -514,7 +505,7 @@ func buildCertsync(b *testing.B) string {
 
 // benchNamespaces is how many namespaces newScaleRepo spreads its
 // certificates over.
-const benchNamespaces = 50
+const benchNamespaces = benchdata.Namespaces
 
 // cloneScale clones r into a new cache folder and returns its head.
 func cloneScale(b *testing.B, r *scaleRepo) (*gitsrc.Repo, *gitsrc.Snapshot) {

@@ -35,6 +35,7 @@ import (
 	"github.com/certsync/certsync/committed"
 	"github.com/certsync/certsync/declared"
 	"github.com/certsync/certsync/encrypt"
+	"github.com/certsync/certsync/internal/benchdata"
 	"github.com/certsync/certsync/internal/testbed"
 	"github.com/certsync/certsync/issuer"
 	"github.com/certsync/certsync/pki"
@@ -194,24 +195,13 @@ spec:
 `)},
 	}
 	for i := range y.certs {
-		ns, name := fmt.Sprintf("ns%d", i%benchNamespaces), fmt.Sprintf("c%d", i)
-		manifest := fmt.Sprintf(`apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: %s, namespace: %s}
-spec:
-  secretName: %s-tls
-  dnsNames: [%s.%s.bench.test]
-  renewBefore: %s
-  privateKey: {algorithm: ECDSA}
-  issuerRef: {name: le, kind: ClusterIssuer}
-`, name, ns, name, name, ns, y.renewEvery)
-		src := fmt.Sprintf("certificates/%s/%s.yaml", ns, name)
-		set := declared.ParseFile(declared.File{Path: src, Content: []byte(manifest)})
+		src, _, _, manifest := benchdata.Certificate(i, "renewBefore: "+y.renewEvery.String())
+		set := declared.ParseFile(declared.File{Path: src, Content: manifest})
 		if len(set.Certificates) != 1 {
 			b.Fatalf("%s: %v", src, set.Problems)
 		}
 		w.certs = append(w.certs, set.Certificates[0])
-		w.srcs = append(w.srcs, gitFile{src, []byte(manifest)})
+		w.srcs = append(w.srcs, gitFile{src, manifest})
 	}
 
 	rng := mrand.New(mrand.NewPCG(1, 2))

@@ -38,6 +38,7 @@ import (
 	"github.com/go-acme/lego/v4/registration"
 
 	"github.com/certsync/certsync/gitsrc"
+	"github.com/certsync/certsync/internal/benchdata"
 	"github.com/certsync/certsync/internal/testbed"
 	"github.com/certsync/certsync/issuer/acme"
 	"github.com/certsync/certsync/reconcile"
@@ -184,16 +185,8 @@ func declareCertificates(b *testing.B, r *scaleRepo, n int) string {
 	repo, snap := cloneScale(b, r)
 	changes := make([]gitsrc.Change, 0, n)
 	for i := range n {
-		ns, name := fmt.Sprintf("ns%d", i%benchNamespaces), fmt.Sprintf("c%d", i)
-		changes = append(changes, gitsrc.Change{Path: fmt.Sprintf("certificates/%s/%s.yaml", ns, name), Content: []byte(fmt.Sprintf(`apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: %s, namespace: %s}
-spec:
-  secretName: %s-tls
-  dnsNames: [%s]
-  privateKey: {algorithm: ECDSA}
-  issuerRef: {name: le, kind: ClusterIssuer}
-`, name, ns, name, issueBenchName(i)))})
+		path, _, _, manifest := benchdata.Certificate(i, "")
+		changes = append(changes, gitsrc.Change{Path: path, Content: manifest})
 	}
 	head, err := repo.Commit(ctx, snap, changes, fmt.Sprintf("declare %d certificates", n))
 	if err != nil {
@@ -207,9 +200,7 @@ spec:
 
 // issueBenchName is the DNS name of certificate i; the lego loop orders
 // the same names.
-func issueBenchName(i int) string {
-	return fmt.Sprintf("c%d.ns%d.bench.test", i, i%benchNamespaces)
-}
+func issueBenchName(i int) string { return benchdata.DNSName(i) }
 
 // resetBranch moves the bare repository's main back to commit.
 func resetBranch(b *testing.B, bare, commit string) {

@@ -1,8 +1,9 @@
 package blockyaml
 
 import (
-	"fmt"
 	"testing"
+
+	"github.com/certsync/certsync/internal/benchdata"
 )
 
 // benchManifests are n Certificates as the scale benchmarks write them
@@ -10,16 +11,7 @@ import (
 func benchManifests(n int) [][]byte {
 	files := make([][]byte, n)
 	for i := range files {
-		ns, name := fmt.Sprintf("ns%d", i%50), fmt.Sprintf("c%d", i)
-		files[i] = fmt.Appendf(nil, `apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: %s, namespace: %s}
-spec:
-  secretName: %s-tls
-  dnsNames: [%s.%s.bench.test]
-  privateKey: {algorithm: ECDSA}
-  issuerRef: {name: le, kind: ClusterIssuer}
-`, name, ns, name, name, ns)
+		_, _, _, files[i] = benchdata.Certificate(i, "")
 	}
 	return files
 }
