@@ -68,23 +68,14 @@ func indexPack(packPath, idxPath string) (plumbing.Hash, error) {
 // errThinPack: a delta's base is not in the pack.
 var errThinPack = errors.New("a delta's base is not in the pack (thin pack)")
 
-// Pack object types (gitformat-pack) besides packBlob.
-const (
-	packCommit   = 1
-	packTree     = 2
-	packTag      = 4
-	packOfsDelta = 6
-	packRefDelta = 7
-)
-
 // packedObject is what the index needs of one object, and what resolving
 // it needs until then.
 type packedObject struct {
-	offset int64 // of its header
-	data   int64 // of its zlib stream
-	end    int64 // just past its zlib stream
-	size   int64 // inflated: the content, or for a delta the delta
-	typ    byte  // resolved type (commit, tree, blob, tag)
+	offset int64               // of its header
+	data   int64               // of its zlib stream
+	end    int64               // just past its zlib stream
+	size   int64               // inflated: the content, or for a delta the delta
+	typ    plumbing.ObjectType // resolved type (commit, tree, blob, tag)
 	crc    uint32
 	hash   plumbing.Hash
 
@@ -187,7 +178,7 @@ func readPackedHeader(s *packStream, o *packedObject) error {
 	if err != nil {
 		return err
 	}
-	o.typ = (c >> 4) & 7
+	o.typ = plumbing.ObjectType((c >> 4) & 7) // pack type numbers are go-git's
 	o.size = int64(c & 0x0f)
 	for shift := uint(4); c&0x80 != 0; shift += 7 {
 		if shift > 56 {
@@ -199,9 +190,9 @@ func readPackedHeader(s *packStream, o *packedObject) error {
 		o.size |= int64(c&0x7f) << shift
 	}
 	switch o.typ {
-	case packCommit, packTree, packBlob, packTag:
+	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
 		return nil
-	case packOfsDelta:
+	case plumbing.OFSDeltaObject:
 		// Big-endian groups of 7 bits, each continuation adding one
 		// (gitformat-pack, "offset encoding").
 		if c, err = s.ReadByte(); err != nil {
@@ -222,7 +213,7 @@ func readPackedHeader(s *packStream, o *packedObject) error {
 		}
 		o.baseOffset = o.offset - back
 		return nil
-	case packRefDelta:
+	case plumbing.REFDeltaObject:
 		if _, err := io.ReadFull(s, o.baseHash[:]); err != nil {
 			return err
 		}
@@ -275,20 +266,11 @@ func drain(z io.Reader) error {
 	return err
 }
 
-func writeObjectHeader(w io.Writer, typ byte, size int64) {
-	var name string
-	switch typ {
-	case packCommit:
-		name = "commit"
-	case packTree:
-		name = "tree"
-	case packBlob:
-		name = "blob"
-	case packTag:
-		name = "tag"
-	}
+// writeObjectHeader writes what Git hashes before an object's content:
+// its type's name, its size, a NUL.
+func writeObjectHeader(w io.Writer, typ plumbing.ObjectType, size int64) {
 	var b [32]byte
-	h := append(append(append(b[:0], name...), ' '), strconv.FormatInt(size, 10)...)
+	h := append(append(append(b[:0], typ.Bytes()...), ' '), strconv.FormatInt(size, 10)...)
 	w.Write(append(h, 0))
 }
 

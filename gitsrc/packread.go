@@ -54,11 +54,6 @@ type inflater struct {
 	z   io.ReadCloser
 }
 
-// Pack object types (gitformat-pack).
-const (
-	packBlob = 3
-)
-
 func newPackReader(dir string) *packReader {
 	return &packReader{dir: filepath.Join(dir, "objects", "pack"), packs: map[string]*openPack{}}
 }
@@ -104,7 +99,7 @@ func (p *packReader) readAt(f *os.File, offset int64) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	typ, size, used, ok := objectHeader(hdr[:n])
-	if !ok || typ != packBlob {
+	if !ok || plumbing.ObjectType(typ) != plumbing.BlobObject { // pack type numbers are go-git's
 		return nil, false, nil
 	}
 	if size > maxBlob {
