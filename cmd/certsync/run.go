@@ -271,8 +271,7 @@ func limitMemory(log *slog.Logger) {
 // names a limit (the runtime has applied it already), and reports the
 // limit and whether it set it.
 func applyDefaultMemoryLimit() (int64, bool) {
-	// Empty is unset, for the runtime too (a manifest's `value: ""`).
-	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok && v != "" {
+	if runtimeSetting("GOMEMLIMIT") {
 		return debug.SetMemoryLimit(-1), false
 	}
 	debug.SetMemoryLimit(DefaultMemoryLimit)
@@ -292,13 +291,18 @@ const OneShotGCPercent = 60
 // collectSooner applies OneShotGCPercent unless the environment names a
 // GOGC (the runtime has applied it already); it reports whether it did.
 func collectSooner(log *slog.Logger) bool {
-	if v, ok := os.LookupEnv("GOGC"); ok && v != "" {
+	if runtimeSetting("GOGC") {
 		return false
 	}
 	debug.SetGCPercent(OneShotGCPercent)
 	log.Debug("Go collector: the one-shot default (set GOGC to change it)", "gogc", OneShotGCPercent)
 	return true
 }
+
+// runtimeSetting reports whether the operator set the Go runtime variable
+// name (the runtime has applied it already). Empty is unset, for the
+// runtime too (a manifest's `value: ""`).
+func runtimeSetting(name string) bool { return os.Getenv(name) != "" }
 
 // settle runs before the daemon's first pass and once after its first
 // successful pass: the pages of the binary that start-up touched (the
