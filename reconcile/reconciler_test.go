@@ -253,18 +253,24 @@ spec:
 `
 }
 
-func newTestReconciler(t *testing.T, repo *memRepo, ca *testCA, now *time.Time) *Reconciler {
-	t.Helper()
-	r, err := New(Config{
+// testConfig is the Config of a test agent: repo, encryption by enc,
+// every issuer the test CA, the test's clock.
+func testConfig(repo Repository, enc Encrypter, ca *testCA, now *time.Time) Config {
+	return Config{
 		Repo:       repo,
-		Encryption: func([]byte) (Encrypter, error) { return fakeEnc{}, nil },
+		Encryption: func([]byte) (Encrypter, error) { return enc, nil },
 		Issuers: func(context.Context, *declared.Issuer, crypto.Signer, issuer.SecretGetter) (issuer.Issuer, error) {
 			return ca, nil
 		},
 		Clock: func() time.Time { return *now },
 		// One name across "restarts", as the CLI's default gives.
 		Agent: "agent-1",
-	})
+	}
+}
+
+func newTestReconciler(t *testing.T, repo *memRepo, ca *testCA, now *time.Time) *Reconciler {
+	t.Helper()
+	r, err := New(testConfig(repo, fakeEnc{}, ca, now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,17 +2,13 @@ package reconcile
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"maps"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/certsync/certsync/committed"
-	"github.com/certsync/certsync/declared"
-	"github.com/certsync/certsync/issuer"
 )
 
 // memRecords is a RecordStore in memory, counting saves.
@@ -110,16 +106,9 @@ func TestRecordsRememberedAcrossProcesses(t *testing.T) {
 			repo.mu.Lock()
 			repo.reads = map[string]int{}
 			repo.mu.Unlock()
-			r, err := New(Config{
-				Repo:       repo,
-				Encryption: func([]byte) (Encrypter, error) { return fakeEnc{}, nil },
-				Issuers: func(context.Context, *declared.Issuer, crypto.Signer, issuer.SecretGetter) (issuer.Issuer, error) {
-					return ca, nil
-				},
-				Clock:       func() time.Time { return now },
-				Agent:       "agent-1",
-				RecordStore: step.store,
-			})
+			cfg := testConfig(repo, fakeEnc{}, ca, &now)
+			cfg.RecordStore = step.store
+			r, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"crypto"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"github.com/certsync/certsync/committed"
-	"github.com/certsync/certsync/declared"
-	"github.com/certsync/certsync/issuer"
 )
 
 // hashedTree is memTree with blob ids, as a Git snapshot has them: what
@@ -152,19 +149,9 @@ func issuedRepo(t *testing.T, n int, ca *testCA, now *time.Time) hashedRepo {
 // verifyingReconciler is a new process of an agent that holds the key.
 func verifyingReconciler(t *testing.T, repo Repository, enc Encrypter, store VerifiedStore, budget int, cluster Cluster, ca *testCA, now *time.Time) *Reconciler {
 	t.Helper()
-	r, err := New(Config{
-		Repo:       repo,
-		Encryption: func([]byte) (Encrypter, error) { return enc, nil },
-		Issuers: func(context.Context, *declared.Issuer, crypto.Signer, issuer.SecretGetter) (issuer.Issuer, error) {
-			return ca, nil
-		},
-		Cluster:         cluster,
-		Clock:           func() time.Time { return *now },
-		Agent:           "agent-1",
-		VerifyCommitted: true,
-		VerifyPerPass:   budget,
-		VerifiedStore:   store,
-	})
+	cfg := testConfig(repo, enc, ca, now)
+	cfg.Cluster, cfg.VerifyCommitted, cfg.VerifyPerPass, cfg.VerifiedStore = cluster, true, budget, store
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
