@@ -119,7 +119,7 @@ func (s *Store) Load(ctx context.Context) (reconcile.StoredRecords, error) {
 	return out, nil
 }
 
-// Save replaces the file with records: those with a blob id.
+// Save replaces the file with records.
 func (s *Store) Save(ctx context.Context, records reconcile.StoredRecords) error {
 	build, err := s.build()
 	if err != nil {
@@ -133,23 +133,15 @@ func (s *Store) Save(ctx context.Context, records reconcile.StoredRecords) error
 	sum := sha256.New()
 	w := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 64<<10)
 	enc := gob.NewEncoder(w)
-	count := 0
-	for path := range records.Records {
-		if _, ok := records.Blobs[path]; ok {
-			count++
-		}
-	}
-	err = enc.Encode(header{Format: format, Build: build, Folder: records.Folder, Count: count})
+	err = enc.Encode(header{Format: format, Build: build, Folder: records.Folder, Count: len(records.Records)})
 	for path, rec := range records.Records {
-		blob, ok := records.Blobs[path]
 		if err != nil {
 			break
 		}
-		if !ok {
-			continue
-		}
 		if err = ctx.Err(); err == nil {
-			err = enc.Encode(entry{Path: path, Blob: blob, Record: rec})
+			// A record without a blob id gets the zero id, which no file
+			// has: it is read again.
+			err = enc.Encode(entry{Path: path, Blob: records.Blobs[path], Record: rec})
 		}
 	}
 	if err == nil {
